@@ -1,0 +1,2 @@
+-- The Laravel OpenDMS seed's table, as Laravel 11's MySQL grammar creates it.
+create table `cluster_data` (`id` bigint unsigned not null auto_increment primary key, `created_at` timestamp null, `updated_at` timestamp null, `duck_id` varchar(255) not null, `topic` varchar(255) not null, `message_id` varchar(255) not null, `payload` text not null, `path` text null, `hops` int not null, `duck_type` int not null) default character set utf8mb4 collate 'utf8mb4_unicode_ci' engine = InnoDB;

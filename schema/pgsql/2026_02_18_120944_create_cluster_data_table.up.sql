@@ -1,0 +1,2 @@
+-- The Laravel OpenDMS seed's table, as Laravel 11's PostgreSQL grammar creates it.
+create table "cluster_data" ("id" bigserial not null primary key, "created_at" timestamp(0) without time zone null, "updated_at" timestamp(0) without time zone null, "duck_id" varchar(255) not null, "topic" varchar(255) not null, "message_id" varchar(255) not null, "payload" text not null, "path" text null, "hops" integer not null, "duck_type" integer not null);

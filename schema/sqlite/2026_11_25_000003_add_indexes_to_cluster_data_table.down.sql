@@ -1,0 +1,3 @@
+drop index if exists "cluster_data_created_at_index";
+drop index if exists "cluster_data_duck_id_index";
+drop index if exists "cluster_data_topic_id_index";
