@@ -1,0 +1,63 @@
+// The command line shared by opendms-field and opendms-central.
+//
+//   PROGRAM [--env-file PATH] COMMAND [options]
+//
+// Settings come from the .env file (default ./.env; a missing default file is fine,
+// a missing --env-file is an error) overlaid by the process environment. Each program
+// lists its commands; the common ones are migrate, migrate:status, migrate:rollback and
+// check-config. Exit codes: 0 success, 1 the operation failed, 2 usage error,
+// 78 (EX_CONFIG) the configuration is invalid.
+//
+// run_main never throws; it writes results to `out` and diagnostics to `err`.
+#pragma once
+
+#include <functional>
+#include <iosfwd>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "opendms/config/settings.hpp"
+
+namespace opendms::cli {
+
+constexpr int exit_ok = 0;
+constexpr int exit_failed = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_config = 78;
+
+struct context {
+    const config::env_map& env;
+    const config::settings& settings;
+    const std::vector<std::string>& args;  // the command's own arguments
+    std::ostream& out;
+    std::ostream& err;
+};
+
+struct command {
+    std::string name;     // "migrate:rollback"
+    std::string usage;    // "[--migration NAME]"
+    std::string summary;  // one line for --help
+    std::function<int(context&)> run;
+    /// When true (most commands) the program stops with exit_config before running the
+    /// command if the configuration has problems. check-config reports them itself.
+    bool needs_valid_config = true;
+};
+
+struct program {
+    std::string name;     // "opendms-field"
+    std::string summary;  // one line
+    std::vector<command> commands;
+};
+
+/// migrate, migrate:status, migrate:rollback, check-config.
+std::vector<command> common_commands();
+
+/// Parses argv, loads the settings and runs the command.
+int run_main(const program& p, int argc, const char* const* argv, std::ostream& out,
+             std::ostream& err, const std::map<std::string, std::string>& process_env);
+
+/// Prints the problems, one per line, as "config error: VARIABLE: message".
+void print_problems(const std::vector<config::problem>& problems, std::ostream& err);
+
+}  // namespace opendms::cli
