@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages this project needs, only those missing.
+#   deploy/install-deps.sh build    compilers and libraries (the demo needs these + mosquitto)
+#   deploy/install-deps.sh test     the above plus PostgreSQL and MariaDB servers for tests
+# Uses sudo when not root. Debian's archive is the only source.
+set -euo pipefail
+
+want=(build-essential cmake ninja-build pkg-config ccache
+      libboost-dev libboost-system-dev libssl-dev zlib1g-dev
+      libsqlite3-dev sqlite3 libpq-dev libmariadb-dev rapidjson-dev catch2
+      libmosquitto-dev mosquitto mosquitto-clients python3 iproute2)
+if [[ "${1:-build}" == test ]]; then
+    want+=(postgresql mariadb-server mariadb-client)
+fi
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+    echo "install-deps: all ${#want[@]} packages present"
+    exit 0
+fi
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo=(sudo)
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
