@@ -188,12 +188,14 @@ void check_database(const context& ctx, std::vector<problem>& problems) {
             << (pending ? " (run `migrate`)" : "") << "\n";
 }
 
-int run_check_config(context& ctx, const std::vector<problem>& load_problems) {
+int run_check_config(context& ctx, const std::vector<problem>& load_problems,
+                     const std::vector<std::string>& own_lines) {
     ctx.out << "env file: " << (ctx.env.file().empty() ? "(none)" : ctx.env.file()) << "\n";
     ctx.out << "mode: " << config::mode_name(ctx.settings.mode) << "\n";
     for (const std::string& line : config::describe(ctx.settings, ctx.env)) {
         ctx.out << "  " << line << "\n";
     }
+    for (const std::string& line : own_lines) ctx.out << "  " << line << "\n";
     std::vector<problem> problems = load_problems;
     if (problems.empty()) check_database(ctx, problems);
     if (problems.empty()) {
@@ -256,8 +258,10 @@ int run_main(const program& p, int argc, const char* const* argv, std::ostream& 
     }
     std::vector<problem> problems;
     config::settings s = config::load_settings(*env, problems);
+    std::vector<std::string> own_lines;
+    if (p.own_settings) own_lines = p.own_settings(*env, s, problems);
     context ctx{*env, s, inv->args, out, err};
-    if (cmd->name == "check-config") return run_check_config(ctx, problems);
+    if (cmd->name == "check-config") return run_check_config(ctx, problems, own_lines);
     if (cmd->needs_valid_config && !problems.empty()) {
         print_problems(problems, err);
         err << p.name << ": not started; fix the settings above (check with `" << p.name

@@ -48,6 +48,11 @@ struct program {
     std::string name;     // "opendms-field"
     std::string summary;  // one line
     std::vector<command> commands;
+    /// The program's own settings: validates them (appending problems) and returns their
+    /// NAME=value lines for check-config. Called once per run, after the shared settings.
+    std::function<std::vector<std::string>(const config::env_map&, const config::settings&,
+                                           std::vector<config::problem>&)>
+        own_settings;
 };
 
 /// migrate, migrate:status, migrate:rollback, check-config.

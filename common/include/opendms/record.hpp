@@ -30,6 +30,10 @@ struct cluster_data {
     std::string topic;               // eventType: status, alert, gps, ...
     std::string message_id;          // 4-char MessageID (legacy: longer); NOT unique
     std::optional<std::string> payload;  // Message text; base64 text for binary data
+    // How to read payload: empty (NULL) = text, as the seed stores it; "base64" = the
+    // payload is the gateway's base64 of binary data (or of bytes that are not valid
+    // UTF-8), kept as sent so that nothing is lost. Our migration 2026_11_25_000006.
+    std::optional<std::string> payload_encoding;
     std::optional<std::string> path;     // comma-joined route
     std::optional<std::string> origin;       // <= 32 chars
     std::optional<std::string> destination;  // <= 32 chars
