@@ -36,9 +36,9 @@ const char* sync_state_name(sync_state s) noexcept {
 namespace {
 
 auto as_tuple(const cluster_data& r) {
-    return std::tie(r.id, r.duck_id, r.topic, r.message_id, r.payload, r.path, r.origin,
-                    r.destination, r.hops, r.duck_type, r.created_at, r.updated_at, r.synced,
-                    r.synced_at, r.uuid, r.source_node);
+    return std::tie(r.id, r.duck_id, r.topic, r.message_id, r.payload, r.payload_encoding, r.path,
+                    r.origin, r.destination, r.hops, r.duck_type, r.created_at, r.updated_at,
+                    r.synced, r.synced_at, r.uuid, r.source_node);
 }
 
 }  // namespace

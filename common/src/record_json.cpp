@@ -197,6 +197,8 @@ void decode_field(field_decoder& d, std::string_view name, const json_value& v, 
         d.string(name, v, r.message_id);
     else if (name == "payload")
         d.string(name, v, r.payload);
+    else if (name == "payload_encoding")
+        d.string(name, v, r.payload_encoding);
     else if (name == "path")
         d.string(name, v, r.path);
     else if (name == "origin")
@@ -243,6 +245,7 @@ std::string to_json(const cluster_data& r, json_fields which) {
     put(w, "topic", r.topic);
     put(w, "message_id", r.message_id);
     put(w, "payload", r.payload);
+    put(w, "payload_encoding", r.payload_encoding);
     put(w, "path", r.path);
     put(w, "origin", r.origin);
     put(w, "destination", r.destination);

@@ -95,15 +95,16 @@ TEST_CASE("the wire form has the seed's fields in a fixed order and no local col
           "[unit]") {
     CHECK(to_json(full_record()) ==
           R"({"duck_id":"DUCK0001","topic":"status","message_id":"A1B2","payload":"hello",)"
-          R"("path":"DUCK0001,PAPA0001","origin":"DUCK0001","destination":"PAPA0001",)"
-          R"("hops":2,"duck_type":3,"created_at":"2026-02-27 10:00:00",)"
+          R"("payload_encoding":null,"path":"DUCK0001,PAPA0001","origin":"DUCK0001",)"
+          R"("destination":"PAPA0001","hops":2,"duck_type":3,"created_at":"2026-02-27 10:00:00",)"
           R"("uuid":"017f22e2-79b0-7cc3-98c4-dc0c0c07398f","source_node":"node-1"})");
 }
 
 TEST_CASE("the full form adds id, updated_at, synced and synced_at", "[unit]") {
     CHECK(to_json(full_record(), json_fields::full) ==
           R"({"id":42,"duck_id":"DUCK0001","topic":"status","message_id":"A1B2",)"
-          R"("payload":"hello","path":"DUCK0001,PAPA0001","origin":"DUCK0001",)"
+          R"("payload":"hello","payload_encoding":null,"path":"DUCK0001,PAPA0001",)"
+          R"("origin":"DUCK0001",)"
           R"("destination":"PAPA0001","hops":2,"duck_type":3,)"
           R"("created_at":"2026-02-27 10:00:00","uuid":"017f22e2-79b0-7cc3-98c4-dc0c0c07398f",)"
           R"("source_node":"node-1","updated_at":"2026-02-27 10:00:01","synced":true,)"
@@ -112,14 +113,28 @@ TEST_CASE("the full form adds id, updated_at, synced and synced_at", "[unit]") {
 
 TEST_CASE("an empty record writes every optional field as null", "[unit]") {
     CHECK(to_json(cluster_data{}) ==
-          R"({"duck_id":"","topic":"","message_id":"","payload":null,"path":null,)"
-          R"("origin":null,"destination":null,"hops":null,"duck_type":null,)"
+          R"({"duck_id":"","topic":"","message_id":"","payload":null,"payload_encoding":null,)"
+          R"("path":null,"origin":null,"destination":null,"hops":null,"duck_type":null,)"
           R"("created_at":null,"uuid":null,"source_node":null})");
     CHECK(to_json(cluster_data{}, json_fields::full) ==
-          R"({"id":null,"duck_id":"","topic":"","message_id":"","payload":null,"path":null,)"
+          R"({"id":null,"duck_id":"","topic":"","message_id":"","payload":null,)"
+          R"("payload_encoding":null,"path":null,)"
           R"("origin":null,"destination":null,"hops":null,"duck_type":null,)"
           R"("created_at":null,"uuid":null,"source_node":null,"updated_at":null,)"
           R"("synced":null,"synced_at":null})");
+}
+
+TEST_CASE("payload_encoding follows payload on the wire and survives a round trip", "[unit]") {
+    cluster_data r = full_record();
+    r.payload = "AA==";
+    r.payload_encoding = "base64";
+    const std::string json = to_json(r);
+    CHECK(json.find(R"("payload":"AA==","payload_encoding":"base64","path":)") !=
+          std::string::npos);
+    check_round_trip(r);
+    CHECK(decode_ok(R"({"payload_encoding":"base64"})").payload_encoding == "base64");
+    CHECK_FALSE(decode_ok(R"({"payload_encoding":null})").payload_encoding);
+    CHECK_FALSE(decode_ok("{}").payload_encoding);
 }
 
 TEST_CASE("the sync state is written as null, false or true", "[unit]") {
@@ -138,7 +153,7 @@ TEST_CASE("a full record survives a round trip", "[unit]") {
 }
 
 TEST_CASE("every combination of NULL columns survives a round trip", "[unit]") {
-    for (unsigned mask = 0; mask < (1u << 12); ++mask) {
+    for (unsigned mask = 0; mask < (1u << 13); ++mask) {
         cluster_data r = full_record();
         const auto drop = [mask](unsigned bit) { return (mask >> bit & 1u) != 0; };
         if (drop(0)) r.id.reset();
@@ -153,6 +168,7 @@ TEST_CASE("every combination of NULL columns survives a round trip", "[unit]") {
         if (drop(9)) r.synced_at.reset();
         if (drop(10)) r.uuid.reset();
         if (drop(11)) r.source_node.reset();
+        if (!drop(12)) r.payload_encoding = "base64";
         r.synced = static_cast<sync_state>(mask % 3);
         INFO("mask " << mask);
         check_round_trip(r);
@@ -285,7 +301,8 @@ TEST_CASE("a bad integer is reported against its field", "[unit]") {
 TEST_CASE("a number, boolean, array or object is not a string", "[unit]") {
     const std::vector<std::pair<std::string, std::string>> fields = {
         {"duck_id", "duck id"}, {"topic", "topic"},   {"message_id", "message id"},
-        {"payload", "payload"}, {"path", "path"},     {"origin", "origin"},
+        {"payload", "payload"}, {"payload_encoding", "payload encoding"},
+        {"path", "path"},       {"origin", "origin"},
         {"destination", "destination"}, {"uuid", "uuid"}, {"source_node", "source node"},
     };
     for (const auto& [field, label] : fields) {

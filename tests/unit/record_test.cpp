@@ -22,7 +22,8 @@ cluster_data sample_record() {
     r.duck_id = "DUCK0001";
     r.topic = "status";
     r.message_id = "A1B2";
-    r.payload = "hello";
+    r.payload = "aGVsbG8=";  // "hello"
+    r.payload_encoding = "base64";
     r.path = "DUCK0001,PAPA0001";
     r.origin = "DUCK0001";
     r.destination = "PAPA0001";
@@ -74,6 +75,7 @@ TEST_CASE("a new record is not applicable to sync and has no optional values", "
     CHECK(r.synced == sync_state::not_applicable);
     CHECK_FALSE(r.id);
     CHECK_FALSE(r.payload);
+    CHECK_FALSE(r.payload_encoding);
     CHECK_FALSE(r.created_at);
     CHECK_FALSE(r.uuid);
 }
@@ -89,7 +91,8 @@ TEST_CASE("records are equal only when every field is equal", "[unit]") {
         {"duck_id", [](cluster_data& r) { r.duck_id = "DUCK0002"; }},
         {"topic", [](cluster_data& r) { r.topic = "alert"; }},
         {"message_id", [](cluster_data& r) { r.message_id = "ZZZZ"; }},
-        {"payload", [](cluster_data& r) { r.payload = std::string("hello\0", 6); }},
+        {"payload", [](cluster_data& r) { r.payload = std::string("aGVsbG8=\0", 9); }},
+        {"payload_encoding", [](cluster_data& r) { r.payload_encoding.reset(); }},
         {"path", [](cluster_data& r) { r.path.reset(); }},
         {"origin", [](cluster_data& r) { r.origin = ""; }},
         {"destination", [](cluster_data& r) { r.destination.reset(); }},

@@ -1,12 +1,13 @@
 // The one definition of a record's JSON form, used by both programs (RapidJSON).
 //
 // Field names are the seed's ingest body: duck_id, topic, message_id, payload, path,
-// hops, duck_type, created_at, plus origin, destination, uuid, source_node; a full
-// record also carries id, updated_at, synced (null/false/true) and synced_at.
-// Times are written as "YYYY-MM-DD HH:MM:SS" (UTC) and read in any form parse_time
-// accepts. NULLs are written as JSON null. Strings are written as valid JSON whatever
-// bytes they hold: control characters are escaped; invalid UTF-8 is kept byte for byte
-// (RapidJSON does not validate on write) so nothing is lost.
+// hops, duck_type, created_at, plus payload_encoding, origin, destination, uuid and
+// source_node; a full record also carries id, updated_at, synced (null/false/true) and
+// synced_at. Times are written as "YYYY-MM-DD HH:MM:SS" (UTC) and read in any form
+// parse_time accepts. NULLs are written as JSON null. Control characters are escaped.
+// Invalid UTF-8 is copied byte for byte (RapidJSON does not validate on write), which
+// makes the text invalid JSON for strict readers: the gateway parser therefore never
+// puts such bytes in a record (it stores them base64, payload_encoding "base64").
 #pragma once
 
 #include <map>

@@ -15,6 +15,11 @@
 // A Message that is base64 ("encoding":"base64") is decoded when the bytes are printable
 // UTF-8 text, else kept as the original base64 with payload_encoding "base64"; a Message
 // whose bytes are not valid UTF-8 (or hold NUL) is stored base64-encoded the same way.
+// A bad hop count, duckType, path, origin or destination becomes NULL: it never costs the
+// message. Rejected is only what leaves no meaningful record: no usable DeviceID (1..32
+// characters), MessageID or eventType; invalid JSON; a shape that is not a gateway's; the
+// size cap (every reason: docs/gateway-messages.md).
+// Thread safety: none needed (no shared state); call from any thread.
 #pragma once
 
 #include <cstddef>
@@ -33,8 +38,11 @@ struct parse_result {
     bool ok = false;
     /// When ok: duck_id, topic, message_id, payload, payload_encoding, path, origin,
     /// destination, hops, duck_type. Times, ids and sync state are the store's.
+    /// When not ok: only the identity fields (topic, message_id, duck_id) that could be
+    /// read, possibly none, for the log line; never to be stored.
     cluster_data record;
-    /// When not ok: why, in one short sentence ("invalid JSON at offset 181: ...").
+    /// When not ok: why, in one short sentence ("invalid JSON at offset 181: ..."); the
+    /// full list is in docs/gateway-messages.md. Empty when ok.
     std::string reason;
 };
 
