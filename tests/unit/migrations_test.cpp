@@ -29,6 +29,8 @@ const std::vector<std::string> expected_names = {
     "2026_11_25_000003_add_indexes_to_cluster_data_table",
     "2026_11_25_000004_create_outbox_table",
     "2026_11_25_000005_create_quarantine_table",
+    "2026_11_25_000006_add_payload_encoding_to_cluster_data_table",
+    "2026_11_25_000007_create_mesh_duplicates_table",
 };
 const std::string seed_sync = expected_names[1];
 const std::string route_columns = expected_names[2];
@@ -36,11 +38,13 @@ const std::string route_columns = expected_names[2];
 const std::map<std::string, std::vector<std::string>> expected_columns = {
     {"cluster_data",
      {"id", "created_at", "updated_at", "duck_id", "topic", "message_id", "payload", "path", "hops",
-      "duck_type", "synced", "synced_at", "origin", "destination", "uuid", "source_node"}},
+      "duck_type", "synced", "synced_at", "origin", "destination", "uuid", "source_node",
+      "payload_encoding"}},
     {"outbox",
      {"id", "cluster_data_id", "lane", "created_at", "attempts", "next_attempt_at",
       "last_attempt_at", "last_error", "parked_at", "parked_reason"}},
     {"quarantine", {"id", "received_at", "topic", "raw", "reason"}},
+    {"mesh_duplicates", {"id", "cluster_data_id", "received_at", "hops"}},
     {"migrations", {"id", "migration", "batch"}},
 };
 
@@ -231,7 +235,8 @@ TEST_CASE("migrate on an empty database creates every table and column", "[unit]
         }
     }
     CHECK_FALSE(column_exists(t.c(), "cluster_data", "no_such_column"));
-    CHECK(count(t.c(), "select count(*) from migrations where batch = 1") == 7);
+    CHECK(count(t.c(), "select count(*) from migrations where batch = 1") ==
+          static_cast<std::int64_t>(expected_names.size()));
 }
 
 TEST_CASE("state lists every migration and is_current says whether all are applied", "[unit]") {
@@ -282,7 +287,8 @@ TEST_CASE("migrating twice is a no-op and opens no new batch", "[unit]") {
     auto again = m.migrate();
     REQUIRE(again.is_ok());
     CHECK(again->empty());
-    CHECK(count(t.c(), "select count(*) from migrations") == 7);
+    CHECK(count(t.c(), "select count(*) from migrations") ==
+          static_cast<std::int64_t>(expected_names.size()));
     CHECK(count(t.c(), "select max(batch) from migrations") == 1);
 }
 
@@ -295,8 +301,9 @@ TEST_CASE("pending migrations run in one new batch after the existing ones", "[u
     db::migrator m(t.c());
     auto r = m.migrate();
     REQUIRE(r.is_ok());
-    CHECK(r->size() == 5);
-    CHECK(count(t.c(), "select count(*) from migrations where batch = 2") == 5);
+    CHECK(r->size() == expected_names.size() - 2);
+    CHECK(count(t.c(), "select count(*) from migrations where batch = 2") ==
+          static_cast<std::int64_t>(expected_names.size() - 2));
     CHECK(count(t.c(), "select count(*) from migrations where batch = 1") == 2);
 }
 
@@ -326,7 +333,7 @@ TEST_CASE("rolling back the last batch drops everything, newest first", "[unit]"
     REQUIRE(r.is_ok());
     std::vector<std::string> reversed(expected_names.rbegin(), expected_names.rend());
     CHECK(*r == reversed);
-    for (const char* table : {"cluster_data", "outbox", "quarantine"}) {
+    for (const char* table : {"cluster_data", "outbox", "quarantine", "mesh_duplicates"}) {
         CHECK_FALSE(table_exists(t.c(), table));
     }
     CHECK(table_exists(t.c(), "migrations"));
@@ -360,7 +367,7 @@ TEST_CASE("rolling back only the seed's sync columns keeps every row and re-migr
     CHECK(column_exists(t.c(), "cluster_data", "uuid"));
     CHECK(dump(t.c(), keep) == before);
     auto applied = applied_names(m);
-    CHECK(applied.size() == 6);
+    CHECK(applied.size() == expected_names.size() - 1);
     CHECK(std::find(applied.begin(), applied.end(), seed_sync) == applied.end());
     CHECK(*m.is_current() == false);
 
@@ -388,7 +395,8 @@ TEST_CASE("rollback_one refuses a migration that is not applied or not known", "
         "('0001_01_01_000000_create_users_table', 1)");
     auto laravel = m.rollback_one("0001_01_01_000000_create_users_table");
     CHECK(laravel.code() == errc::not_found);
-    CHECK(count(t.c(), "select count(*) from migrations") == 8);
+    CHECK(count(t.c(), "select count(*) from migrations") ==
+          static_cast<std::int64_t>(expected_names.size() + 1));
 }
 
 TEST_CASE("rolling back a batch that holds a migration this program does not know changes nothing",
@@ -404,7 +412,8 @@ TEST_CASE("rolling back a batch that holds a migration this program does not kno
     CHECK(r.error().code() == errc::not_found);
     CHECK_THAT(r.error().message(), Catch::Contains("0001_01_01_000000_create_users_table"));
     CHECK(table_exists(t.c(), "outbox"));
-    CHECK(count(t.c(), "select count(*) from migrations") == 8);
+    CHECK(count(t.c(), "select count(*) from migrations") ==
+          static_cast<std::int64_t>(expected_names.size() + 1));
 }
 
 TEST_CASE("the route-columns rollback refuses rows it cannot hold and changes nothing", "[unit]") {
@@ -483,24 +492,33 @@ TEST_CASE("rebuilding cluster_data keeps the outbox rows that reference it", "[u
     run(t.c(),
         "insert into outbox (cluster_data_id, created_at) values (1, '2026-03-01 10:00:00'), "
         "(3, '2026-03-01 10:00:01')");
+    run(t.c(),
+        "insert into mesh_duplicates (cluster_data_id, received_at, hops) values "
+        "(3, '2026-03-01 10:00:02', 4)");
     const char* outbox_rows = "select * from outbox order by id";
+    const char* duplicate_rows = "select * from mesh_duplicates order by id";
     auto before = dump(t.c(), outbox_rows);
+    auto duplicates_before = dump(t.c(), duplicate_rows);
 
     // The rebuild can only run with the later cluster_data changes rolled back first.
-    for (const std::string& name : {expected_names[4], expected_names[3], route_columns}) {
+    for (const std::string& name :
+         {expected_names[7], expected_names[4], expected_names[3], route_columns}) {
         auto s = m.rollback_one(name);
         INFO(s.to_string());
         REQUIRE(s.is_ok());
     }
     CHECK_FALSE(column_exists(t.c(), "cluster_data", "origin"));
     CHECK(dump(t.c(), outbox_rows) == before);
+    CHECK(dump(t.c(), duplicate_rows) == duplicates_before);
     auto again = m.migrate();
     REQUIRE(again.is_ok());
-    CHECK(again->size() == 3);
+    CHECK(again->size() == 4);
     CHECK(dump(t.c(), outbox_rows) == before);
+    CHECK(dump(t.c(), duplicate_rows) == duplicates_before);
     CHECK(count(t.c(), "PRAGMA foreign_keys") == 1);
     run(t.c(), "delete from cluster_data where id = 3");  // the cascade still works
     CHECK(count(t.c(), "select count(*) from outbox") == 1);
+    CHECK(count(t.c(), "select count(*) from mesh_duplicates") == 0);
 }
 
 TEST_CASE("a migration that breaks a foreign key is rolled back on SQLite", "[unit][fault]") {

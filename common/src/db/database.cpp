@@ -94,6 +94,7 @@ std::optional<std::string> row::get_text(std::size_t i) const {
     if (auto p = std::get_if<std::int64_t>(&v)) return std::to_string(*p);
     if (auto p = std::get_if<double>(&v)) return detail::format_double(*p);
     if (auto p = std::get_if<bool>(&v)) return std::string(*p ? "1" : "0");
+    if (auto p = std::get_if<blob>(&v)) return p->bytes;
     return std::nullopt;
 }
 

@@ -1,5 +1,6 @@
 // The MySQL/MariaDB driver (MariaDB Connector/C): server-side prepared statements bound
-// with MYSQL_BIND, results typed from the result metadata.
+// with MYSQL_BIND (blob parameters as MYSQL_TYPE_BLOB), results typed from the result
+// metadata (binary columns read as bytes, like text).
 #include <errmsg.h>
 #include <mysql.h>
 
@@ -371,6 +372,13 @@ status mysql_connection::bind_params(MYSQL_STMT* stmt, const std::vector<value>&
             ints[i] = *flag ? 1 : 0;
             b.buffer_type = MYSQL_TYPE_LONGLONG;
             b.buffer = &ints[i];
+        } else if (auto raw = std::get_if<blob>(&v)) {
+            // Binary: sent without character set conversion or validation.
+            lengths[i] = raw->bytes.size();
+            b.buffer_type = MYSQL_TYPE_BLOB;
+            b.buffer = const_cast<char*>(raw->bytes.data());
+            b.buffer_length = raw->bytes.size();
+            b.length = &lengths[i];
         } else {
             b.buffer_type = MYSQL_TYPE_NULL;
         }

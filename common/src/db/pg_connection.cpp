@@ -1,10 +1,13 @@
-// The PostgreSQL driver (libpq): named prepared statements, text parameters and results.
+// The PostgreSQL driver (libpq): named prepared statements, text parameters and results
+// (blob parameters in binary format; bytea results decoded to their bytes).
 #include <libpq-fe.h>
 
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <new>
 #include <string>
 #include <utility>
 
@@ -17,6 +20,7 @@ constexpr int default_port = 5432;
 
 // Type OIDs from pg_type.h (stable across versions).
 constexpr Oid bool_oid = 16;
+constexpr Oid bytea_oid = 17;
 constexpr Oid int8_oid = 20;
 constexpr Oid int2_oid = 21;
 constexpr Oid int4_oid = 23;
@@ -64,6 +68,16 @@ errc classify(const char* sqlstate, bool connection_bad) {
     return errc::invalid_argument;
 }
 
+// The bytes of a bytea value in its text form ('\x4142', or the old escape form).
+std::string decode_bytea(const char* text) {
+    std::size_t length = 0;
+    unsigned char* bytes = PQunescapeBytea(reinterpret_cast<const unsigned char*>(text), &length);
+    if (bytes == nullptr) throw std::bad_alloc();
+    std::string out(reinterpret_cast<const char*>(bytes), length);
+    PQfreemem(bytes);
+    return out;
+}
+
 // "2026-02-27 10:00:00.123+00" -> "2026-02-27 10:00:00"; other forms (infinity, BC,
 // years past 9999) are kept as they are.
 std::string normalize_timestamp(std::string_view s) {
@@ -94,6 +108,8 @@ value read_cell(const char* text, int length, Oid type) {
         case timestamp_oid:
         case timestamptz_oid:
             return normalize_timestamp(s);
+        case bytea_oid:
+            return decode_bytea(text);
         default:
             break;
     }
@@ -282,8 +298,22 @@ result<pg_result> pg_connection::run(std::string_view sql, const std::vector<val
     }
     std::vector<std::string> texts(params.size());
     std::vector<const char*> values(params.size(), nullptr);
+    // Lengths and formats matter only for binary (blob) parameters; text ones end at NUL.
+    std::vector<int> lengths(params.size(), 0);
+    std::vector<int> formats(params.size(), 0);
     for (std::size_t i = 0; i < params.size(); ++i) {
         const value& v = params[i];
+        if (auto raw = std::get_if<blob>(&v)) {
+            if (raw->bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
+                return status(errc::invalid_argument,
+                              what + ": parameter " + std::to_string(i + 1) + " is too large");
+            }
+            // The binary form of bytea is the bytes themselves.
+            values[i] = raw->bytes.data();
+            lengths[i] = static_cast<int>(raw->bytes.size());
+            formats[i] = 1;
+            continue;
+        }
         if (auto n = std::get_if<std::int64_t>(&v)) {
             texts[i] = std::to_string(*n);
         } else if (auto d = std::get_if<double>(&v)) {
@@ -305,7 +335,7 @@ result<pg_result> pg_connection::run(std::string_view sql, const std::vector<val
         values[i] = texts[i].c_str();
     }
     pg_result res(PQexecPrepared(conn_, stmt.name.c_str(), static_cast<int>(params.size()),
-                                 values.data(), nullptr, nullptr, 0));
+                                 values.data(), lengths.data(), formats.data(), 0));
     const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         status failure = fail(res.get(), what);

@@ -207,6 +207,9 @@ status sqlite_connection::bind(sqlite3_stmt* stmt, const std::vector<value>& par
             rc = sqlite3_bind_text64(stmt, at, s->data(), s->size(), SQLITE_STATIC, SQLITE_UTF8);
         } else if (auto b = std::get_if<bool>(&v)) {
             rc = sqlite3_bind_int(stmt, at, *b ? 1 : 0);
+        } else if (auto raw = std::get_if<blob>(&v)) {
+            // data() is never null, so an empty blob binds as a zero-length BLOB, not NULL.
+            rc = sqlite3_bind_blob64(stmt, at, raw->bytes.data(), raw->bytes.size(), SQLITE_STATIC);
         } else {
             rc = sqlite3_bind_null(stmt, at);
         }

@@ -8,6 +8,11 @@
 // boolean (SQLite and MySQL: 0/1; PostgreSQL: boolean) and read back as bool when the
 // column is boolean-typed, as an integer otherwise (SQLite/MySQL store 0/1).
 // Timestamps travel as text "YYYY-MM-DD HH:MM:SS" in UTC (see opendms/timefmt.hpp).
+// Raw bytes (any byte, NUL included) are sent as a `blob` parameter, for blob/bytea/
+// longblob columns: SQLite binds a BLOB, PostgreSQL sends a binary-format parameter
+// (bytea), MySQL a MYSQL_TYPE_BLOB. Read back, binary columns come as std::string cells
+// holding the exact bytes (PostgreSQL's bytea is decoded from its text form), so
+// get_text() returns them; a result never holds a `blob` cell.
 //
 // Thread safety: a connection is used by one thread at a time. Open one per thread.
 // Failure: every call returns a status; errc::unavailable means the server went away
@@ -30,11 +35,12 @@
 //   errc::invalid_argument.
 // - Text: SQLite and MySQL keep any bytes, NUL included. PostgreSQL text cannot hold a
 //   NUL byte: a parameter containing one fails with errc::invalid_argument (it is never
-//   truncated).
+//   truncated). A `blob` parameter holds any bytes on every dialect.
 // - Types read back: integers as int64 (MySQL TINYINT(1) too: use get_bool), floating
 //   point as double, PostgreSQL numeric and MySQL DECIMAL as text (exact), PostgreSQL
 //   boolean as bool, timestamps/datetimes as "YYYY-MM-DD HH:MM:SS" (fraction and the
-//   "+00" offset dropped; sessions run in UTC), everything else as text.
+//   "+00" offset dropped; sessions run in UTC), binary columns (blob, bytea, longblob)
+//   as std::string with their exact bytes, everything else as text.
 // - Row counts: MySQL connects with CLIENT_FOUND_ROWS, so an UPDATE counts the rows it
 //   matched, as SQLite and PostgreSQL do.
 #pragma once
@@ -58,7 +64,16 @@ const char* dialect_name(dialect d) noexcept;
 /// Parses a DB_CONNECTION value; "mariadb" is accepted as mysql.
 std::optional<dialect> parse_dialect(std::string_view name) noexcept;
 
-using value = std::variant<std::monostate, std::int64_t, double, std::string, bool>;
+/// Raw bytes for a binary column (SQLite blob, PostgreSQL bytea, MySQL longblob). A
+/// std::string parameter is text: PostgreSQL refuses invalid UTF-8 and NUL bytes in it.
+struct blob {
+    std::string bytes;
+
+    bool operator==(const blob& o) const { return bytes == o.bytes; }
+    bool operator!=(const blob& o) const { return !(*this == o); }
+};
+
+using value = std::variant<std::monostate, std::int64_t, double, std::string, bool, blob>;
 
 inline value null() { return std::monostate{}; }
 /// NULL when empty, else the value: for nullable columns.
@@ -77,8 +92,8 @@ struct row {
     std::optional<std::int64_t> get_int(std::size_t i) const;
     /// Number of cell i (bool as 0/1, numeric text parsed); nullopt for NULL or non-numbers.
     std::optional<double> get_double(std::size_t i) const;
-    /// Text of cell i (numbers formatted, shortest exact form; bool as "1"/"0");
-    /// nullopt for NULL.
+    /// Text of cell i (numbers formatted, shortest exact form; bool as "1"/"0"; a blob's
+    /// bytes); nullopt for NULL.
     std::optional<std::string> get_text(std::size_t i) const;
     /// Boolean of cell i (integers: non-zero is true; text "t"/"true"/"1"); nullopt for NULL.
     std::optional<bool> get_bool(std::size_t i) const;

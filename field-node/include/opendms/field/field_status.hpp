@@ -21,13 +21,21 @@ struct field_status {
     std::optional<std::int64_t> oldest_pending_age_seconds;  // now - oldest pending created_at
 };
 
-/// Reads the counts in one read transaction (a consistent snapshot).
+/// Reads the counts in one read transaction (a consistent snapshot): a single SELECT of
+/// scalar subqueries, which every dialect answers from one snapshot, so no lock is taken
+/// (the driver's begin() is SQLite's BEGIN IMMEDIATE, which would stall the ingest thread).
+/// oldest_pending_age_seconds = now - min(created_at) over synced = false rows, 0 when that
+/// created_at is in the future (clock set back), empty when nothing is pending (or every
+/// pending row lacks created_at). Works on every dialect once migrated; a missing table
+/// (not migrated) fails with the driver's error. errc::corrupt when the oldest created_at
+/// is not a time. Any thread with its own connection; reads only.
 result<field_status> read_status(db::connection& c, unix_seconds now);
 
 /// One JSON object with at least the keys not_applicable, pending, synced, quarantined,
 /// duplicates, oldest_pending_age_seconds (null when nothing is pending), outbox_depth.
+/// Written in that order, on one line, without a trailing newline.
 std::string to_json(const field_status& s);
-/// Human-readable lines.
+/// Human-readable lines, one per count, each ending in a newline ("records pending: 3").
 std::string to_text(const field_status& s);
 
 }  // namespace opendms::field

@@ -7,12 +7,33 @@
 // message was written and the caller must NOT acknowledge it.
 //
 // Records: created_at = updated_at = the receive time (clock); uuid = a new UUIDv7;
-// source_node = the node id; synced = NULL in production/offline, false in hybrid.
+// source_node = the node id (NULL when empty); synced = NULL in production/offline, false
+// in hybrid; the outbox entry (hybrid only) has lane 0 and created_at = the receive time.
 // Mesh duplicate: same duck_id, message_id, payload (and payload_encoding) as a record
 // stored within `duplicate_window_s` before now (compared with updated_at, the time the
-// record was stored). A reused MessageID with other data, or older, is a new record.
+// record was stored; the edge itself, updated_at = now - window, is inside; payloads are
+// compared byte for byte on every dialect). A reused MessageID with other data, or older,
+// is a new record. The mesh_duplicates row links the oldest such record, with the copy's
+// receive time and hops. The window also makes redelivery idempotent: a message whose
+// commit succeeded but whose ingest() reported an error (a server connection lost during
+// COMMIT) comes back from the broker as a mesh duplicate, not a second record.
+// Quarantine: the raw bytes exactly (a blob); the MQTT topic and the reason as storable
+// text (invalid UTF-8 and NUL bytes become '?'; the topic cut to 255 bytes, never inside
+// a character); received_at = the receive time. A parsed record that the database refuses
+// as data (errc::invalid_argument from its INSERT: a value too long for its column, bytes
+// its text type cannot hold) is rolled back and quarantined instead, with reason "the
+// database refused the record: <error>": retrying cannot help, and an error would make
+// the broker redeliver it forever.
 //
-// Thread safety: one ingest_store per thread, each with its own connection.
+// Errors: the driver's status with context ("ingest.store: insert record: sqlite.insert:
+// database or disk is full"); errc::io_error / unavailable are retryable (disk full, server
+// down). After any failure the transaction is rolled back, so nothing of the message is
+// in the database (except an error from COMMIT on a server connection, where the commit
+// may have happened: see the duplicate window above). The parser runs before BEGIN, so the
+// write lock is held only for the SQL. Production mode (pgsql/mysql) runs the same code.
+//
+// Thread safety: one ingest_store per thread, each with its own connection; the connection
+// must not be inside a transaction when ingest() is called.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +51,7 @@ namespace opendms::field {
 struct ingest_options {
     config::deployment_mode mode = config::deployment_mode::offline;
     std::string node_id;                    // source_node of new records
-    std::int64_t duplicate_window_s = 600;  // 0 disables mesh-duplicate detection
+    std::int64_t duplicate_window_s = 600;  // 0 (or less) disables mesh-duplicate detection
     parse_limits limits;
 };
 

@@ -1,0 +1,2 @@
+-- Rows whose payload was base64 keep their base64 text, now without the marker.
+alter table `cluster_data` drop `payload_encoding`;
