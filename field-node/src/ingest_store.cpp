@@ -206,15 +206,42 @@ result<ingest_outcome> store_quarantine(db::connection& c, std::string_view topi
     return ingest_outcome::quarantined;
 }
 
+// One message's savepoint inside a batch transaction.
+constexpr const char* savepoint_sql = "SAVEPOINT ingest_message";
+constexpr const char* rollback_to_sql = "ROLLBACK TO SAVEPOINT ingest_message";
+constexpr const char* release_sql = "RELEASE SAVEPOINT ingest_message";
+
+// SQLite runs them as cached prepared statements (parsing each costs about as much as
+// running it); the servers get a plain script, as MySQL cannot prepare every
+// transaction-control statement.
+status run_control(db::connection& c, const char* sql, const char* step) {
+    status s = status::ok();
+    if (c.kind() == db::dialect::sqlite) {
+        auto n = c.exec(sql, {});
+        if (!n) s = n.error();
+    } else {
+        s = c.execute_script(sql);
+    }
+    return s ? s : s.context(std::string(what) + ": " + step);
+}
+
 }  // namespace
 
 ingest_store::ingest_store(db::connection& c, const clock& clk, ingest_options options)
     : c_(c), clock_(clk), options_(std::move(options)) {}
 
+prepared_message ingest_store::prepare(std::string_view mqtt_topic, std::string_view bytes) const {
+    prepared_message m;
+    m.parsed = parse_gateway_message(mqtt_topic, bytes, options_.limits);
+    m.received_ms = clock_.now_ms();
+    return m;
+}
+
 result<ingest_outcome> ingest_store::ingest(std::string_view mqtt_topic, std::string_view bytes) {
     // Parsing is pure: done before BEGIN so that the write lock is held only for the SQL.
-    parse_result parsed = parse_gateway_message(mqtt_topic, bytes, options_.limits);
-    const std::int64_t now_ms = clock_.now_ms();
+    prepared_message m = prepare(mqtt_topic, bytes);
+    parse_result& parsed = m.parsed;
+    const std::int64_t now_ms = m.received_ms;
     const unix_seconds now = now_ms / 1000;
     std::string reason;
     if (parsed.ok) {
@@ -230,6 +257,31 @@ result<ingest_outcome> ingest_store::ingest(std::string_view mqtt_topic, std::st
     }
     return in_one_transaction(c_,
                               [&] { return store_quarantine(c_, mqtt_topic, bytes, reason, now); });
+}
+
+result<ingest_outcome> ingest_store::ingest_in_transaction(std::string_view mqtt_topic,
+                                                           std::string_view bytes) {
+    return ingest_in_transaction(mqtt_topic, bytes, prepare(mqtt_topic, bytes));
+}
+
+result<ingest_outcome> ingest_store::ingest_in_transaction(std::string_view mqtt_topic,
+                                                           std::string_view bytes,
+                                                           const prepared_message& m) {
+    const unix_seconds now = m.received_ms / 1000;
+    if (!m.parsed.ok) return store_quarantine(c_, mqtt_topic, bytes, m.parsed.reason, now);
+    if (status s = run_control(c_, savepoint_sql, "savepoint"); !s) return s;
+    bool refused = false;
+    auto stored = store_record(c_, options_, m.parsed.record, now, m.received_ms, refused);
+    // Any failure but a refusal: the caller rolls back the whole transaction.
+    if (!stored && !refused) return stored;
+    if (!stored) {
+        // A failed statement aborts a PostgreSQL transaction: only the savepoint revives it.
+        if (status s = run_control(c_, rollback_to_sql, "rollback to savepoint"); !s) return s;
+    }
+    if (status s = run_control(c_, release_sql, "release savepoint"); !s) return s;
+    if (stored) return stored;
+    return store_quarantine(c_, mqtt_topic, bytes,
+                            "the database refused the record: " + stored.error().message(), now);
 }
 
 }  // namespace opendms::field

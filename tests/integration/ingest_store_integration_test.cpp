@@ -4,7 +4,9 @@
 // loop. Needs tests/support/servers.sh (tests/run_all.sh starts it).
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +18,7 @@
 #include "opendms/db/migrations.hpp"
 #include "opendms/field/field_status.hpp"
 #include "opendms/field/ingest_store.hpp"
+#include "opendms/field/ingest_writer.hpp"
 #include "opendms/uuid.hpp"
 #include "test_servers.hpp"
 
@@ -301,5 +304,100 @@ TEST_CASE("fail at N on a server: a failed ingest changes nothing and the retry 
             }
             CHECK(n >= 4);
         }
+    }
+}
+
+namespace {
+
+// Makes the database itself refuse a DeviceID longer than 4 characters (the parser accepts
+// 32), so that the refusal is the server's own: PostgreSQL aborts the transaction on it.
+void refuse_long_duck_ids(db::connection& c) {
+    const char* sql = nullptr;
+    switch (c.kind()) {
+        case db::dialect::pgsql:
+            sql = "alter table cluster_data alter column duck_id type varchar(4)";
+            break;
+        case db::dialect::mysql:
+            sql = "alter table cluster_data modify duck_id varchar(4) not null";
+            break;
+        case db::dialect::sqlite:
+            sql =
+                "create trigger short_duck_ids before insert on cluster_data "
+                "when length(new.duck_id) > 4 begin select raise(abort, 'too long'); end";
+            break;
+    }
+    INFO(sql);
+    REQUIRE(c.execute_script(sql));
+}
+
+}  // namespace
+
+TEST_CASE("in one transaction a refused record rolls back to its savepoint and the others commit",
+          "[integration][fault]") {
+    const db::dialect d = each_dialect();
+    SECTION(db::dialect_name(d)) {
+        scratch_database s(d);
+        auto c = migrated(s);
+        refuse_long_duck_ids(*c);
+        manual_clock clk(1772186400000);
+        ingest_store store(*c, clk, production());
+        const std::string refused = envelope("KAMPUNG1", "4QZ7", "air naik");
+        REQUIRE(c->begin());
+        auto a = store.ingest_in_transaction(hub, envelope("DK01", "AAAA", "a"));
+        auto b = store.ingest_in_transaction(hub, refused);
+        auto a2 = store.ingest_in_transaction(hub, envelope("DK01", "AAAA", "a", 3));
+        auto q = store.ingest_in_transaction(hub, "not json");
+        for (const auto* r : {&a, &b, &a2, &q}) {
+            INFO(r->error().to_string());
+            REQUIRE(*r);
+        }
+        REQUIRE(c->commit());
+        CHECK(*a == ingest_outcome::stored);
+        CHECK(*b == ingest_outcome::quarantined);
+        CHECK(*a2 == ingest_outcome::mesh_duplicate);  // sees the uncommitted first copy
+        CHECK(*q == ingest_outcome::quarantined);
+        CHECK(count(*c, "cluster_data") == 1);
+        CHECK(count(*c, "mesh_duplicates") == 1);
+        auto r = query_ok(*c, "select raw, reason from quarantine order by id");
+        REQUIRE(r.size() == 2);
+        CHECK(r[0].get_text(0) == refused);
+        CHECK_THAT(r[0].get_text(1).value_or(""),
+                   Catch::StartsWith("the database refused the record: "));
+    }
+}
+
+TEST_CASE("the writer stores concurrent submissions once each on every dialect", "[integration]") {
+    const db::dialect d = each_dialect();
+    SECTION(db::dialect_name(d)) {
+        scratch_database s(d);
+        auto check = migrated(s);
+        manual_clock clk(1772186400000);
+        field::ingest_writer w(s.connect(), clk, production());
+        w.start();
+        constexpr int threads = 4, per_thread = 100;
+        std::vector<std::future<int>> futures;
+        for (int t = 0; t < threads; ++t) {
+            futures.push_back(std::async(std::launch::async, [&w, t] {
+                int ok = 0;
+                for (int i = 0; i < per_thread; ++i) {
+                    const std::string id = std::to_string(t) + "-" + std::to_string(i);
+                    // Every message twice: the second copy is a mesh duplicate.
+                    for (int copy = 0; copy < 2; ++copy) {
+                        if (w.submit(hub, envelope("DUCK" + std::to_string(t), id, "m"))) ++ok;
+                    }
+                }
+                return ok;
+            }));
+        }
+        int ok = 0;
+        for (auto& f : futures) {
+            REQUIRE(f.wait_for(std::chrono::seconds(120)) == std::future_status::ready);
+            ok += f.get();
+        }
+        w.stop();
+        CHECK(ok == 2 * threads * per_thread);
+        CHECK(count(*check, "cluster_data") == threads * per_thread);
+        CHECK(count(*check, "mesh_duplicates") == threads * per_thread);
+        CHECK(w.stats().commits < static_cast<std::uint64_t>(2 * threads * per_thread));
     }
 }

@@ -32,8 +32,20 @@
 // may have happened: see the duplicate window above). The parser runs before BEGIN, so the
 // write lock is held only for the SQL. Production mode (pgsql/mysql) runs the same code.
 //
+// Batches (ingest_writer): ingest_in_transaction() adds one message to a transaction the
+// caller has begun and will commit, so that many messages share one commit. The same rows
+// are written as by ingest(). The message runs under a SAVEPOINT: a record the database
+// refuses is rolled back to it and quarantined, leaving the transaction's other messages
+// alone. Any other error leaves the transaction unusable (SQLite rolls back by itself on a
+// full disk, PostgreSQL refuses every statement after an error, a lost server connection
+// discards it): the caller must roll back the whole transaction, so nothing of this
+// message, or of the others added since begin(), is stored. The duplicate lookup runs on
+// the same connection, so it sees the transaction's own uncommitted records: a second copy
+// inside one batch is a mesh duplicate of the first.
+//
 // Thread safety: one ingest_store per thread, each with its own connection; the connection
-// must not be inside a transaction when ingest() is called.
+// must not be inside a transaction when ingest() is called. prepare() is const and reads
+// only the options and the clock: any thread may call it concurrently.
 #pragma once
 
 #include <cstdint>
@@ -58,6 +70,13 @@ struct ingest_options {
 enum class ingest_outcome { stored, mesh_duplicate, quarantined };
 const char* ingest_outcome_name(ingest_outcome o) noexcept;
 
+/// A message parsed and stamped with its receive time, ready for ingest_in_transaction().
+/// Borrows nothing: the topic and bytes are passed again when it is stored.
+struct prepared_message {
+    parse_result parsed;
+    std::int64_t received_ms = 0;  // the clock's now_ms() when prepared
+};
+
 class ingest_store {
 public:
     /// `c` and `clk` must outlive the store.
@@ -65,6 +84,18 @@ public:
 
     /// Parses and stores one message; see the file comment for what is committed.
     result<ingest_outcome> ingest(std::string_view mqtt_topic, std::string_view bytes);
+
+    /// Parses the message and reads the clock; touches no database. Thread-safe.
+    prepared_message prepare(std::string_view mqtt_topic, std::string_view bytes) const;
+
+    /// Adds one message to the caller's open transaction (see "Batches" above); nothing is
+    /// committed. On error the caller must rollback() the whole transaction.
+    result<ingest_outcome> ingest_in_transaction(std::string_view mqtt_topic,
+                                                 std::string_view bytes,
+                                                 const prepared_message& message);
+    /// The same, preparing the message itself.
+    result<ingest_outcome> ingest_in_transaction(std::string_view mqtt_topic,
+                                                 std::string_view bytes);
 
 private:
     db::connection& c_;
