@@ -6,12 +6,21 @@
 #                                from STATE_DIR already); writes STATE_DIR/env
 #   servers.sh stop STATE_DIR    stop all three; safe to repeat or after a failed start
 #   servers.sh status STATE_DIR  which servers are running
+#   servers.sh mosquitto-conf DIR PORT
+#                                write DIR/mosquitto.conf: the shipped broker configuration
+#                                (deploy/mosquitto/field-broker.conf) for a private broker on
+#                                127.0.0.1:PORT with its data and log under DIR (tests that
+#                                stop and start a broker of their own use it)
 #
 # STATE_DIR/env holds `export` lines for the tests (source it):
 #   OPENDMS_TEST_{PG,MYSQL}_{HOST,PORT,USER,PASSWORD,DATABASE}, OPENDMS_TEST_MQTT_{HOST,PORT}
 # The user "opendms" (random password, kept in STATE_DIR/password) owns the database
 # "opendms_test" and may create databases (PostgreSQL: CREATEDB; MariaDB: any database
 # whose name starts with "opendms_"), so tests make their own.
+#
+# Mosquitto runs from the shipped deploy/mosquitto/field-broker.conf with only its port,
+# persistence directory and logging replaced, so the tests exercise the broker settings that
+# ship (persistence, no queue cap, ...).
 #
 # Data directories are created on the first start and reused by later starts (ports are
 # picked afresh each time); delete STATE_DIR after `stop` for a clean slate.
@@ -34,6 +43,7 @@ die() {
 
 usage() {
     echo "usage: $0 start|stop|status STATE_DIR" >&2
+    echo "       $0 mosquitto-conf DIR PORT" >&2
     exit 2
 }
 
@@ -272,25 +282,40 @@ my_stop() {
 
 # ----------------------------------------------------------------- Mosquitto
 
-mq_start() {
-    local dir=$STATE/mosquitto
+SOURCE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+readonly SHIPPED_MQ_CONF=$SOURCE_ROOT/deploy/mosquitto/field-broker.conf
+
+# Writes $3: the shipped broker configuration with its port, persistence directory and
+# logging replaced for a private broker on 127.0.0.1:$1 with its files under $2. Fails when
+# the shipped file no longer has the lines it replaces (the tests would test something else).
+mq_write_conf() {
+    local port=$1 dir=$2 conf=$3
+    [[ -r $SHIPPED_MQ_CONF ]] || die "missing $SHIPPED_MQ_CONF"
+    local line
+    for line in '^listener 1883 127.0.0.1$' '^persistence_location ' '^log_dest '; do
+        grep -q "$line" "$SHIPPED_MQ_CONF" || die "$SHIPPED_MQ_CONF has no line matching $line"
+    done
     mkdir -p "$dir/data"
-    MQ_PORT=$(free_port 51883 "$PG_PORT" "$MY_PORT")
-    local conf=$dir/mosquitto.conf
     {
-        echo "# Written by tests/support/servers.sh; rewritten on every start."
-        echo "listener $MQ_PORT 127.0.0.1"
-        echo "allow_anonymous true"
-        echo "persistence true"
-        echo "persistence_location $dir/data/"
+        echo "# Written by tests/support/servers.sh from $SHIPPED_MQ_CONF;"
+        echo "# port, persistence directory and logging replaced. Rewritten on every start."
+        sed -e "s|^listener 1883 127.0.0.1\$|listener $port 127.0.0.1|" \
+            -e "s|^persistence_location .*|persistence_location $dir/data/|" \
+            -e "s|^log_dest .*|log_dest file $dir/mosquitto.log|" "$SHIPPED_MQ_CONF"
         echo "pid_file $dir/mosquitto.pid"
-        echo "log_dest file $dir/mosquitto.log"
         # As root, stay root rather than switching to the "mosquitto" user, which could
-        # not write STATE_DIR.
+        # not write the test directory.
         if is_root; then
             echo "user root"
         fi
     } >"$conf"
+}
+
+mq_start() {
+    local dir=$STATE/mosquitto
+    MQ_PORT=$(free_port 51883 "$PG_PORT" "$MY_PORT")
+    local conf=$dir/mosquitto.conf
+    mq_write_conf "$MQ_PORT" "$dir" "$conf"
     rm -f "$dir/mosquitto.pid"
     mosquitto -c "$conf" -d >>"$dir/mosquitto.log" 2>&1 || {
         show_log "$dir/mosquitto.log"
@@ -394,6 +419,15 @@ do_status() {
     report mosquitto "$STATE/mosquitto/mosquitto.pid" || rc=1
     return $rc
 }
+
+if [[ ${1:-} == mosquitto-conf ]]; then
+    [[ $# -eq 3 && $3 =~ ^[0-9]+$ ]] || usage
+    mkdir -p "$2"
+    dir=$(cd "$2" && pwd -P)
+    mq_write_conf "$3" "$dir" "$dir/mosquitto.conf"
+    echo "$dir/mosquitto.conf"
+    exit 0
+fi
 
 [[ $# -eq 2 ]] || usage
 command=$1

@@ -2,10 +2,12 @@
 // acknowledges each only after the handler has made it durable.
 //
 // Why it is built this way (docs/architecture.md, FACTS in docs/gateway-messages.md):
-// libmosquitto queues the PUBACK of a QoS 1 message before calling on_message, and with
-// the threaded loop (mosquitto_loop_start) writes it only after on_message returns. So:
-// QoS 1, clean_session=false, a fixed client id, the threaded loop, and the handler runs
-// inside on_message. If the handler fails, on_message does not return: it retries the
+// libmosquitto queues the PUBACK of a QoS 1 message before calling on_message, and in
+// threaded mode (mosquitto_threaded_set(true)) writes it only after on_message returns.
+// So: QoS 1, clean_session=false, a fixed client id, threaded mode, and the handler runs
+// inside on_message. Each connection runs its own thread calling mosquitto_loop() and
+// reconnecting with its own backoff (1 s doubling to reconnect_max_s, with jitter) on
+// every error, so there is no library loop that can give up for good. If the handler fails, on_message does not return: it retries the
 // handler with capped backoff until it succeeds; if the subscriber is stopped meanwhile,
 // the process ends with _exit(75) so that the PUBACK never leaves and the broker
 // redelivers the message to the persistent session on restart.
