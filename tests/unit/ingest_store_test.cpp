@@ -19,6 +19,7 @@
 #include "opendms/db/migrations.hpp"
 #include "opendms/field/gateway_message_parser.hpp"
 #include "opendms/field/ingest_store.hpp"
+#include "store_snapshot.hpp"
 #include "opendms/timefmt.hpp"
 #include "opendms/uuid.hpp"
 #include "test_servers.hpp"
@@ -35,7 +36,7 @@ using mode = config::deployment_mode;
 namespace {
 
 const std::string hub = "hub/event";
-const std::vector<std::string> tables = {"cluster_data", "outbox", "quarantine", "mesh_duplicates"};
+const std::vector<std::string>& tables = test::store_tables();
 
 // A 5.x envelope as a PapaDuck publishes it. `message` must need no JSON escaping.
 std::string envelope(const std::string& device, const std::string& message_id,
@@ -83,40 +84,11 @@ ingest_options options_for(mode m, std::int64_t window_s = 600) {
     return o;
 }
 
-db::rows query_ok(db::connection& c, const std::string& sql, const std::vector<db::value>& p = {}) {
-    auto r = c.query(sql, p);
-    INFO(sql << ": " << r.error().to_string());
-    REQUIRE(r);
-    return std::move(*r);
-}
-
-std::int64_t count(db::connection& c, const std::string& table) {
-    return query_ok(c, "select count(*) from " + table)[0].get_int(0).value();
-}
-
-std::map<std::string, std::int64_t> counts(db::connection& c) {
-    std::map<std::string, std::int64_t> out;
-    for (const auto& t : tables) out[t] = count(c, t);
-    return out;
-}
-
-// Every row of every table the store writes, and the AUTOINCREMENT high-water marks.
-using snapshot = std::vector<std::vector<std::optional<std::string>>>;
-snapshot dump_all(db::connection& c) {
-    snapshot out;
-    std::vector<std::string> sqls;
-    for (const auto& t : tables) sqls.push_back("select * from " + t + " order by id");
-    sqls.push_back("select name, seq from sqlite_sequence order by name");
-    for (const auto& sql : sqls) {
-        out.push_back({sql});
-        for (const auto& row : query_ok(c, sql).data) {
-            std::vector<std::optional<std::string>> cells;
-            for (std::size_t i = 0; i < row.cells.size(); ++i) cells.push_back(row.get_text(i));
-            out.push_back(std::move(cells));
-        }
-    }
-    return out;
-}
+using test::count;
+using test::counts;
+using test::dump_all;
+using test::query_ok;
+using test::snapshot;
 
 std::string integrity(db::connection& c) {
     return query_ok(c, "PRAGMA integrity_check")[0].get_text(0).value_or("");

@@ -23,6 +23,7 @@
 #include "opendms/db/database.hpp"
 #include "opendms/db/migrations.hpp"
 #include "opendms/field/ingest_store.hpp"
+#include "store_snapshot.hpp"
 #include "opendms/field/ingest_writer.hpp"
 #include "test_servers.hpp"
 
@@ -40,7 +41,7 @@ using outcome = result<ingest_outcome>;
 namespace {
 
 const std::string hub = "hub/event";
-const std::vector<std::string> tables = {"cluster_data", "outbox", "quarantine", "mesh_duplicates"};
+const std::vector<std::string>& tables = test::store_tables();
 
 std::string envelope(const std::string& device, const std::string& message_id,
                      const std::string& message, int hops = 1) {
@@ -84,39 +85,11 @@ ingest_options hybrid() {
     return o;
 }
 
-db::rows query_ok(db::connection& c, const std::string& sql, const std::vector<db::value>& p = {}) {
-    auto r = c.query(sql, p);
-    INFO(sql << ": " << r.error().to_string());
-    REQUIRE(r);
-    return std::move(*r);
-}
-
-std::int64_t count(db::connection& c, const std::string& table) {
-    return query_ok(c, "select count(*) from " + table)[0].get_int(0).value();
-}
-
-std::map<std::string, std::int64_t> counts(db::connection& c) {
-    std::map<std::string, std::int64_t> out;
-    for (const auto& t : tables) out[t] = count(c, t);
-    return out;
-}
-
-using snapshot = std::vector<std::vector<std::optional<std::string>>>;
-snapshot dump_all(db::connection& c) {
-    snapshot out;
-    std::vector<std::string> sqls;
-    for (const auto& t : tables) sqls.push_back("select * from " + t + " order by id");
-    sqls.push_back("select name, seq from sqlite_sequence order by name");
-    for (const auto& sql : sqls) {
-        out.push_back({sql});
-        for (const auto& row : query_ok(c, sql).data) {
-            std::vector<std::optional<std::string>> cells;
-            for (std::size_t i = 0; i < row.cells.size(); ++i) cells.push_back(row.get_text(i));
-            out.push_back(std::move(cells));
-        }
-    }
-    return out;
-}
+using test::count;
+using test::counts;
+using test::dump_all;
+using test::query_ok;
+using test::snapshot;
 
 constexpr auto patience = std::chrono::seconds(30);
 
