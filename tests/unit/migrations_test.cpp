@@ -31,6 +31,7 @@ const std::vector<std::string> expected_names = {
     "2026_11_25_000005_create_quarantine_table",
     "2026_11_25_000006_add_payload_encoding_to_cluster_data_table",
     "2026_11_25_000007_create_mesh_duplicates_table",
+    "2026_11_25_000008_add_central_columns_to_cluster_data_table",
 };
 const std::string seed_sync = expected_names[1];
 const std::string route_columns = expected_names[2];
@@ -39,7 +40,7 @@ const std::map<std::string, std::vector<std::string>> expected_columns = {
     {"cluster_data",
      {"id", "created_at", "updated_at", "duck_id", "topic", "message_id", "payload", "path", "hops",
       "duck_type", "synced", "synced_at", "origin", "destination", "uuid", "source_node",
-      "payload_encoding"}},
+      "payload_encoding", "received_from", "duplicate_of"}},
     {"outbox",
      {"id", "cluster_data_id", "lane", "created_at", "attempts", "next_attempt_at",
       "last_attempt_at", "last_error", "parked_at", "parked_reason"}},

@@ -1,0 +1,87 @@
+// http_server: the Boost.Beast HTTP/1.1 server (plain TCP, or TLS when a certificate is
+// given). It owns the sockets and the timing; the request_handler owns the meaning.
+//
+// Threads: `threads` Asio threads run the sessions (accept, read, write; never blocking);
+// a separate pool of `workers` threads runs request_handler::handle(), which may block on
+// the database. A session reads the request head, asks check_head() (on the Asio thread)
+// whether to answer at once (404, 405, 401, 503, 413 by Content-Length, /healthz,
+// /metrics: then an unread body is not read and the connection is closed after the
+// reply), else reads the body and posts handle() to the workers; the reply is written
+// back on the session's strand.
+//
+// Limits (server_limits): the request line and headers over max_header_bytes -> 431;
+// a body over max_body_bytes -> 413 (by Content-Length before reading, or while reading a
+// chunked body); more than max_connections open -> the new connection gets a 503 and is
+// closed; a request that does not fully arrive within request_timeout (a client sending
+// one byte a second) -> the connection is closed (a 408 is attempted first); a keep-alive
+// connection idle for idle_timeout -> closed. Malformed HTTP -> 400 and close. Every reply
+// carries Content-Length and a JSON body; none contains a stack trace or an exception text.
+// A handler that throws is a bug: the session answers 500 {"message":"Server Error"},
+// logs it, and goes on (the process never dies of one request).
+//
+// Shutdown (stop(), e.g. on SIGTERM): stop accepting; idle keep-alive connections are
+// closed; requests already read are handled and answered (with Connection: close); run()
+// returns when every session is gone or shutdown_timeout has passed.
+//
+// Access log (when enabled): one line per request at info level, component "http":
+//   <remote> "<METHOD> <path>" <status> <bytes> <ms>ms node=<node> <note>
+// The path excludes the query string; headers (so the token) are never logged.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "opendms/central/central_settings.hpp"
+#include "opendms/central/http_types.hpp"
+#include "opendms/central/metrics.hpp"
+#include "opendms/status.hpp"
+
+namespace opendms::central {
+
+class request_handler {
+public:
+    virtual ~request_handler() = default;
+    /// On an Asio thread, after the head is read (body empty). Must not block. A reply
+    /// ends the request without reading its body; nullopt continues to handle().
+    virtual std::optional<http_reply> check_head(const http_request& head) = 0;
+    /// On a worker thread, with the whole body. May block (database).
+    virtual http_reply handle(const http_request& request) = 0;
+};
+
+struct server_options {
+    std::string host = "127.0.0.1";
+    unsigned short port = 8080;  // 0: any free port (see port())
+    unsigned threads = 1;
+    unsigned workers = 8;
+    server_limits limits;
+    std::optional<std::string> tls_cert_file;  // both set: TLS (PEM files)
+    std::optional<std::string> tls_key_file;
+    bool access_log = true;
+};
+
+class http_server {
+public:
+    http_server(server_options options, request_handler& handler, metrics& m);
+    ~http_server();  // stops and joins if still running
+    http_server(const http_server&) = delete;
+    http_server& operator=(const http_server&) = delete;
+
+    /// Binds and listens. errc::unavailable "http.listen: 127.0.0.1:8080: Address already
+    /// in use"; errc::invalid_argument for a bad host or unreadable TLS files.
+    status start();
+    /// The bound port (after start()).
+    unsigned short port() const;
+    /// Runs the Asio and worker threads; blocks until stop() has finished draining.
+    void run();
+    /// Starts a graceful shutdown. Thread-safe and async-signal-unsafe (call it from a
+    /// thread or an Asio signal handler, not a raw signal handler). Idempotent.
+    void stop();
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace opendms::central

@@ -1,0 +1,79 @@
+// ingest_handler: the meaning of every route. HTTP-independent (http_types.hpp), so it is
+// tested without sockets on SQLite and used by http_server with PostgreSQL or MySQL.
+//
+// Routes:
+//   POST /api/ingest  Bearer auth (token_store); then Content-Type must be JSON
+//                     (application/json or application/*+json, parameters allowed): 415;
+//                     Content-Encoding gzip allowed; body decoded (ingest_request.hpp),
+//                     each record validated (record_validator.hpp), valid ones stored in
+//                     one store_records() call (central_store.hpp).
+//       single form (the seed's):  200 {"message":"Record ingested","id":N} (also for a
+//                     duplicate: the existing id; for a mesh duplicate: the new row's id);
+//                     422 {"message":..., "errors":{...}} in Laravel's shape.
+//       batch form:   200 {"message":"Batch processed","stored":a,"duplicates":b,
+//                     "mesh_duplicates":c,"rejected":d,"results":[{"status":"stored","id":1},
+//                     {"status":"duplicate","id":7},{"status":"mesh_duplicate","id":9,
+//                     "duplicate_of":3},{"status":"rejected","message":"...","errors":{...}}]}
+//                     results in request order; rejected = failed validation or refused
+//                     by the database. Never 422 for the batch as a whole.
+//   GET /healthz      200 {"status":"ok"}: the process is up (no database access)
+//   GET /readyz       200 {"status":"ready"} when a pooled connection answers and the
+//                     migrations are current; else 503 {"status":"not ready","reason":...}
+//   GET /metrics      Prometheus text (text/plain; version=0.0.4)
+//   anything else     404 {"message":"The route <path> could not be found."}; a known path
+//                     with another method: 405 {"message":"The GET method is not supported
+//                     for route api/ingest. Supported methods: POST."} with Allow.
+// Auth answers, as the seed: no token configured -> 503 {"message":"Ingestion is not
+// configured on this server."}; missing or wrong -> 401 {"message":"Unauthenticated."}.
+// Both come from check_head(), so the body is never read. check_head() also answers 413
+// when Content-Length exceeds the limit.
+// Database errors: retryable (unavailable, io_error, pool exhausted) -> 503
+// {"message":"The database is unavailable; retry later."} with Retry-After: the whole
+// request was rolled back. Anything else -> 500 {"message":"Server Error"} (logged).
+// Records counted in metrics: stored, duplicate, mesh_duplicate, rejected.
+//
+// Thread safety: check_head() and handle() are called concurrently from many threads.
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "opendms/central/central_settings.hpp"
+#include "opendms/central/central_store.hpp"
+#include "opendms/central/db_pool.hpp"
+#include "opendms/central/http_server.hpp"
+#include "opendms/central/metrics.hpp"
+#include "opendms/central/token_store.hpp"
+#include "opendms/clock.hpp"
+
+namespace opendms::central {
+
+struct handler_options {
+    std::size_t max_body_bytes = 8 * 1024 * 1024;
+    std::size_t max_batch_records = 1000;
+    std::int64_t retry_after_s = 5;
+    std::chrono::milliseconds pool_wait{5000};
+    store_options store;
+};
+
+class ingest_handler final : public request_handler {
+public:
+    /// Borrows everything; all must outlive the handler.
+    ingest_handler(handler_options options, const token_store& tokens, db_pool& pool,
+                   metrics& m, const clock& clk);
+
+    std::optional<http_reply> check_head(const http_request& head) override;
+    http_reply handle(const http_request& request) override;
+
+private:
+    http_reply ingest(const http_request& request);
+    http_reply ready();
+
+    handler_options options_;
+    const token_store& tokens_;
+    db_pool& pool_;
+    metrics& metrics_;
+    const clock& clock_;
+};
+
+}  // namespace opendms::central

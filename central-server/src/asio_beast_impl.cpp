@@ -1,0 +1,6 @@
+// The one translation unit that compiles Boost.Asio, Asio's SSL support and Boost.Beast
+// (BOOST_ASIO_SEPARATE_COMPILATION / BOOST_BEAST_SEPARATE_COMPILATION are set for every
+// user of opendms_central_core in central-server/CMakeLists.txt).
+#include <boost/asio/impl/src.hpp>
+#include <boost/asio/ssl/impl/src.hpp>
+#include <boost/beast/src.hpp>
