@@ -59,6 +59,29 @@ TEST_CASE("a new database file is in WAL mode with foreign keys on", "[unit]") {
     CHECK(c->kind() == db::dialect::sqlite);
 }
 
+TEST_CASE("a burst leaves no WAL larger than 4 MiB after a checkpoint", "[unit]") {
+    temp_dir dir;
+    auto c = open_or_fail(sqlite_at(dir.file("db.sqlite")));
+    CHECK(scalar(*c, "PRAGMA journal_size_limit") == db::value(std::int64_t{4194304}));
+    REQUIRE(c->execute_script("create table t (b blob)"));
+    // One transaction of ~16 MiB: the WAL must grow past the limit to hold it.
+    REQUIRE(c->begin());
+    const std::string chunk(64 * 1024, 'x');
+    for (int i = 0; i < 256; ++i) REQUIRE(c->exec("insert into t values (?)", {db::blob{chunk}}));
+    REQUIRE(c->commit());
+    const auto wal = dir.file("db.sqlite-wal");
+    auto size_of = [](const std::string& p) {
+        std::ifstream f(p, std::ios::binary | std::ios::ate);
+        return static_cast<std::int64_t>(f.tellg());
+    };
+    CHECK(size_of(wal) > 4194304);
+    // The commit's automatic checkpoint copied the pages back; the next write starts the
+    // WAL over, and that is when it is cut to the limit (without it, it stays ~16 MiB).
+    REQUIRE(c->execute_script("PRAGMA wal_checkpoint(PASSIVE)"));
+    REQUIRE(c->exec("insert into t values (?)", {db::blob{"y"}}));
+    CHECK(size_of(wal) <= 4194304);
+}
+
 TEST_CASE("synchronous is FULL by default and NORMAL when asked", "[unit]") {
     temp_dir dir;
     auto o = sqlite_at(dir.file("a.sqlite"));

@@ -267,7 +267,11 @@ status sqlite_connection::configure(const connect_options& o) {
     // PRAGMA statements are not cached: they run once.
     for (sqlite3_stmt* s : cache_.take_all()) sqlite3_finalize(s);
     const std::string pragmas = "PRAGMA synchronous=" + synchronous_level(o.sqlite_synchronous) +
-                                "; PRAGMA foreign_keys=ON;";
+                                "; PRAGMA foreign_keys=ON;"
+                                // After a checkpoint, cut the WAL back to 4 MiB: a burst
+                                // (a migration, a big batch) must not keep a large WAL
+                                // holding space on a gateway's small disk for ever.
+                                " PRAGMA journal_size_limit=4194304;";
     if (status s = exec_plain(pragmas, where.c_str()); !s) return s;
     return status::ok();
 }

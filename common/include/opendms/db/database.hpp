@@ -169,7 +169,8 @@ public:
 };
 
 /// Opens a connection. SQLite: creates the file if missing, sets journal_mode=WAL,
-/// synchronous, busy_timeout and foreign_keys=ON. errc::io_error naming the path when
+/// synchronous, busy_timeout, foreign_keys=ON and journal_size_limit=4 MiB (a WAL grown by a
+/// burst is cut back at the next checkpoint). errc::io_error naming the path when
 /// the file's directory does not exist or WAL cannot be enabled; errc::corrupt when the
 /// file is not a database; errc::invalid_argument for a bad sqlite_synchronous.
 /// PostgreSQL: session TimeZone UTC, DateStyle ISO. MySQL: time_zone '+00:00', strict
