@@ -4,12 +4,13 @@
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <cstring>
+
+#include "opendms/gzip.hpp"
 
 namespace opendms::central {
 
@@ -32,78 +33,25 @@ request_error too_large(std::size_t max_bytes) {
                      " bytes once decompressed."};
 }
 
-// Owns a z_stream set up for gzip only (16 + MAX_WBITS: a gzip header and trailer).
-class gzip_inflater {
-public:
-    gzip_inflater() { ready_ = inflateInit2(&zs_, 16 + MAX_WBITS) == Z_OK; }
-    ~gzip_inflater() {
-        if (ready_) inflateEnd(&zs_);
-    }
-    gzip_inflater(const gzip_inflater&) = delete;
-    gzip_inflater& operator=(const gzip_inflater&) = delete;
-
-    bool ready() const { return ready_; }
-    z_stream& stream() { return zs_; }
-
-private:
-    z_stream zs_{};
-    bool ready_ = false;
-};
-
-// Resizes `out` to exactly `size` bytes of storage, keeping its first `used` bytes.
-// std::string's own growth may double the capacity past the cap; this never does.
-void grow_exactly(std::string& out, std::size_t used, std::size_t size) {
-    std::string bigger;
-    bigger.reserve(size);
-    bigger.assign(out.data(), used);
-    bigger.resize(size);
-    out.swap(bigger);
-}
-
-// Inflates `in` into `out`, never holding more than max_bytes + 1 bytes of output: one
-// byte past the cap is how a bomb is told from a body of exactly max_bytes.
+// Inflates `in` into `out` under the cap (common gzip.hpp), as the request's 4xx/503.
 std::optional<request_error> inflate_gzip(std::string_view in, std::string& out,
                                           std::size_t max_bytes) {
-    if (in.empty()) return request_error{400, "The gzip request body is empty."};
-    gzip_inflater inflater;
-    if (!inflater.ready())
-        return request_error{503, "The server could not start a gzip decoder; retry later."};
-    z_stream& zs = inflater.stream();
-    const std::size_t limit = std::min(max_bytes, std::size_t{SIZE_MAX - 1}) + 1;
-    std::size_t consumed = 0;
-    std::size_t produced = 0;
-    grow_exactly(out, 0, std::min(limit, std::max(in.size() * 4, std::size_t{64 * 1024})));
-    for (;;) {
-        if (produced == out.size()) {
-            if (out.size() >= limit) return too_large(max_bytes);
-            grow_exactly(out, produced, std::min(limit, out.size() * 2));
-        }
-        // zlib counts in uInt: feed at most UINT_MAX bytes a call either way.
-        const std::size_t in_chunk = std::min<std::size_t>(in.size() - consumed, UINT_MAX);
-        const std::size_t out_chunk = std::min<std::size_t>(out.size() - produced, UINT_MAX);
-        zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data() + consumed));
-        zs.avail_in = static_cast<uInt>(in_chunk);
-        zs.next_out = reinterpret_cast<Bytef*>(&out[produced]);
-        zs.avail_out = static_cast<uInt>(out_chunk);
-        const int rc = inflate(&zs, Z_NO_FLUSH);
-        consumed += in_chunk - zs.avail_in;
-        produced += out_chunk - zs.avail_out;
-        if (rc == Z_STREAM_END) {
-            if (consumed == in.size()) break;
-            inflateReset(&zs);  // another gzip member follows (RFC 1952 section 2.2)
-            continue;
-        }
-        if (rc == Z_OK) continue;
-        if (rc == Z_BUF_ERROR && zs.avail_out == 0) continue;
-        if (rc == Z_BUF_ERROR) return request_error{400, "The gzip request body is truncated."};
-        if (rc == Z_MEM_ERROR)
-            return request_error{503, "The server ran out of memory decoding gzip; retry later."};
-        const std::string why = zs.msg ? zs.msg : "invalid data";
-        return request_error{400, "The gzip request body is corrupt: " + why + "."};
+    const gunzip_result r = gzip_decompress(in, out, max_bytes);
+    switch (r.error) {
+        case gunzip_error::none:
+            return std::nullopt;
+        case gunzip_error::empty:
+            return request_error{400, "The gzip request body is empty."};
+        case gunzip_error::truncated:
+            return request_error{400, "The gzip request body is truncated."};
+        case gunzip_error::corrupt:
+            return request_error{400, "The gzip request body is corrupt: " + r.detail + "."};
+        case gunzip_error::too_large:
+            return too_large(max_bytes);
+        case gunzip_error::no_memory:
+            break;
     }
-    if (produced > max_bytes) return too_large(max_bytes);
-    out.resize(produced);
-    return std::nullopt;
+    return request_error{503, "The server ran out of memory decoding gzip; retry later."};
 }
 
 // ---- JSON ----
