@@ -37,6 +37,7 @@ const std::vector<std::string> our_migrations = {
     "2026_11_25_000006_add_payload_encoding_to_cluster_data_table",
     "2026_11_25_000007_create_mesh_duplicates_table",
     "2026_11_25_000008_add_central_columns_to_cluster_data_table",
+    "2026_11_25_000009_create_push_state_table",
 };
 
 // What `php artisan migrate` (Laravel 11) ran for the seed, statement by statement.

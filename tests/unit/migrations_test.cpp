@@ -32,6 +32,7 @@ const std::vector<std::string> expected_names = {
     "2026_11_25_000006_add_payload_encoding_to_cluster_data_table",
     "2026_11_25_000007_create_mesh_duplicates_table",
     "2026_11_25_000008_add_central_columns_to_cluster_data_table",
+    "2026_11_25_000009_create_push_state_table",
 };
 const std::string seed_sync = expected_names[1];
 const std::string route_columns = expected_names[2];
@@ -46,6 +47,10 @@ const std::map<std::string, std::vector<std::string>> expected_columns = {
       "last_attempt_at", "last_error", "parked_at", "parked_reason"}},
     {"quarantine", {"id", "received_at", "topic", "raw", "reason"}},
     {"mesh_duplicates", {"id", "cluster_data_id", "received_at", "hops"}},
+    {"push_state",
+     {"id", "protocol", "consecutive_failures", "last_attempt_at", "last_success_at",
+      "last_error", "next_attempt_at", "auth_alarm_at", "bytes_sent", "bytes_received",
+      "updated_at"}},
     {"migrations", {"id", "migration", "batch"}},
 };
 

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "opendms/config/settings.hpp"
+#include "central_process.hpp"
+#include "test_servers.hpp"
 
 using opendms::errc;
 using opendms::config::deployment_mode;
@@ -466,4 +468,45 @@ TEST_CASE("setting_reader helpers return the fallback and name the variable on b
     CHECK(variables == std::vector<std::string>{"N", "N_BAD", "D_BAD", "C_BAD", "CUSTOM"});
     CHECK(contains(problems[0].message, "20 to 100"));
     CHECK(contains(problems[3].message, "unknown mode 'z'; use a or b"));
+}
+
+TEST_CASE("CENTRAL_DMS_TOKEN_FILE gives the token from a file and counts as the token",
+          "[unit]") {
+    opendms::test::temp_dir dir;
+    const std::string path = dir.file("token");
+    opendms::test::write_text_file(path, "  s3cret-token_42\n");
+    settings s = load_ok({{"CENTRAL_DMS_URL", "https://central.example.org"},
+                          {"CENTRAL_DMS_TOKEN_FILE", path}});
+    CHECK(s.mode == deployment_mode::hybrid);
+    CHECK(s.central_token == std::optional<std::string>("s3cret-token_42"));
+    CHECK(s.central_token_file == std::optional<std::string>(path));
+    std::vector<std::string> lines = describe(s, env_map::from({}, {{"CENTRAL_DMS_TOKEN_FILE", path}}));
+    std::string all;
+    for (const std::string& l : lines) all += l + "\n";
+    CHECK(contains(all, "CENTRAL_DMS_TOKEN_FILE=" + path));
+    CHECK_FALSE(contains(all, "s3cret"));
+}
+
+TEST_CASE("a token file that is missing, empty, two words, or beside a token is one problem",
+          "[unit]") {
+    opendms::test::temp_dir dir;
+    const std::string empty = dir.file("empty");
+    const std::string two = dir.file("two");
+    opendms::test::write_text_file(empty, "\n \n");
+    opendms::test::write_text_file(two, "one two\n");
+    struct row {
+        env_vars vars;
+        std::string says;
+    };
+    const std::string url = "https://central.example.org";
+    for (const row& r : {row{{{"CENTRAL_DMS_TOKEN_FILE", dir.file("absent")}}, "cannot read"},
+                         row{{{"CENTRAL_DMS_TOKEN_FILE", empty}}, "is empty"},
+                         row{{{"CENTRAL_DMS_TOKEN_FILE", two}}, "more than one word"},
+                         row{{{"CENTRAL_DMS_TOKEN_FILE", two}, {"CENTRAL_DMS_TOKEN", "t"}},
+                             "keep only one"}}) {
+        problem p = only_problem(with(r.vars, {{"CENTRAL_DMS_URL", url}}));
+        INFO(format_problem(p));
+        CHECK(p.variable == "CENTRAL_DMS_TOKEN_FILE");
+        CHECK(contains(p.message, r.says));
+    }
 }

@@ -1,7 +1,10 @@
 // Settings: typed reads (setting_reader), the variables of both programs, the mode table.
 #include "opendms/config/settings.hpp"
 
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <fstream>
 #include <utility>
 #include <variant>
 
@@ -72,7 +75,7 @@ std::optional<long long> parse_seconds_ms(std::string_view s) {
 }
 
 /// "5", "0.25": milliseconds back as seconds, without trailing zeros.
-std::string format_seconds(long long ms) {
+std::string seconds_text(long long ms) {
     std::string out = std::to_string(ms / 1000);
     long long rest = ms % 1000;
     if (rest == 0) return out;
@@ -220,6 +223,25 @@ void read_central(setting_reader& r, settings& s) {
         }
         s.central_token = std::move(*token);
     }
+    if (std::optional<std::string> path = r.optional_text("CENTRAL_DMS_TOKEN_FILE")) {
+        s.central_token_file = *path;
+        if (s.central_token) {
+            r.fail("CENTRAL_DMS_TOKEN_FILE",
+                   "is set together with CENTRAL_DMS_TOKEN; keep only one of them (the file "
+                   "keeps the token out of the .env file and can be replaced without a restart)");
+            return;
+        }
+        auto token = read_token_file(*path);
+        if (!token) {
+            r.fail("CENTRAL_DMS_TOKEN_FILE",
+                   token.error().message() +
+                       "; give the path of a file (readable by this user) that holds only the "
+                       "token the central server expects");
+            s.central_token = std::string();  // the mode still sees a token
+            return;
+        }
+        s.central_token = std::move(*token);
+    }
 }
 
 // ---- the mode table ----------------------------------------------------------------
@@ -231,7 +253,8 @@ std::variant<deployment_mode, problem> mode_rule(db::dialect driver, bool has_ur
         return problem{"CENTRAL_DMS_TOKEN",
                        "CENTRAL_DMS_URL is set but CENTRAL_DMS_TOKEN is not; a field node "
                        "that syncs needs the token the central server expects: set "
-                       "CENTRAL_DMS_TOKEN, or unset CENTRAL_DMS_URL to run offline"};
+                       "CENTRAL_DMS_TOKEN (or CENTRAL_DMS_TOKEN_FILE), or unset "
+                       "CENTRAL_DMS_URL to run offline"};
     }
     if (!has_url) return deployment_mode::production;
     return problem{"CENTRAL_DMS_URL",
@@ -294,11 +317,53 @@ long long setting_reader::integer(const std::string& name, long long fallback, l
     return value;
 }
 
+std::string format_seconds(long long ms) { return seconds_text(ms); }
+
+std::vector<long long> setting_reader::duration_list_ms(const std::string& name,
+                                                        const std::vector<long long>& fallback_ms,
+                                                        long long min_ms, long long max_ms) {
+    std::optional<std::string> raw = optional_text(name);
+    if (!raw) return fallback_ms;
+    std::vector<std::string> items = list(name, {});
+    std::string range = "more than " + seconds_text(min_ms) + " and at most " +
+                        seconds_text(max_ms) + " seconds";
+    if (items.empty()) {
+        fail(name, "lists no duration; write seconds separated by commas, e.g. 30,60,120");
+        return fallback_ms;
+    }
+    std::vector<long long> out;
+    for (const std::string& item : items) {
+        std::optional<long long> ms = parse_seconds_ms(item);
+        if (!ms || *ms <= min_ms || *ms > max_ms) {
+            fail(name, "'" + item + "' in '" + *raw + "' is not a number of seconds " + range +
+                           "; write seconds separated by commas, e.g. 30,60,120");
+            return fallback_ms;
+        }
+        out.push_back(*ms);
+    }
+    return out;
+}
+
+double setting_reader::decimal(const std::string& name, double fallback, double min, double max) {
+    std::optional<std::string> raw = optional_text(name);
+    if (!raw) return fallback;
+    std::string_view v = trim(*raw);
+    std::optional<long long> thousandths = parse_seconds_ms(v);  // the same "12.345" form
+    const double value = thousandths ? static_cast<double>(*thousandths) / 1000.0 : -1.0;
+    if (!thousandths || value < min || value > max) {
+        fail(name, "'" + *raw + "' is not a number from " + seconds_text(static_cast<long long>(min * 1000)) +
+                       " to " + seconds_text(static_cast<long long>(max * 1000)) +
+                       "; write a plain decimal number such as 0.2");
+        return fallback;
+    }
+    return value;
+}
+
 long long setting_reader::duration_ms(const std::string& name, long long fallback_ms,
                                       long long max_ms) {
     std::optional<std::string> raw = optional_text(name);
     if (!raw) return fallback_ms;
-    std::string range = "from 0 to " + format_seconds(max_ms);
+    std::string range = "from 0 to " + seconds_text(max_ms);
     std::optional<long long> ms = parse_seconds_ms(trim(*raw));
     if (!ms) {
         fail(name, "'" + *raw + "' is not a number of seconds; write a plain number " + range +
@@ -383,6 +448,34 @@ result<deployment_mode> resolve_mode(db::dialect driver, bool has_url, bool has_
     return status(errc::invalid_argument, format_problem(std::get<problem>(rule)));
 }
 
+result<std::string> read_token_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return status(errc::io_error,
+                      "cannot read '" + path + "': " + std::strerror(errno));
+    }
+    std::string text;
+    char buffer[4096];
+    while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+        text.append(buffer, static_cast<std::size_t>(in.gcount()));
+        if (text.size() > 64 * 1024) {
+            return status(errc::invalid_argument, "'" + path + "' is larger than 64 KiB");
+        }
+    }
+    if (in.bad()) return status(errc::io_error, "cannot read '" + path + "'");
+    std::string_view t = text;
+    auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+    while (!t.empty() && blank(t.front())) t.remove_prefix(1);
+    while (!t.empty() && blank(t.back())) t.remove_suffix(1);
+    if (t.empty()) return status(errc::invalid_argument, "'" + path + "' is empty");
+    if (has_space_or_control(t)) {
+        return status(errc::invalid_argument,
+                      "'" + path + "' holds more than one word (whitespace or control "
+                      "characters inside the token), which cannot travel in a Bearer header");
+    }
+    return std::string(t);
+}
+
 std::string mask_secret(const std::string& secret) {
     if (secret.empty()) return "(empty)";
     return "**** (" + std::to_string(secret.size()) + " chars)";
@@ -403,10 +496,15 @@ std::vector<std::string> describe(const settings& s, const env_map& env) {
     line("DB_PASSWORD", mask_secret(db.password));
     line("DB_SOCKET", shown(db.socket));
     line("DB_SYNCHRONOUS", db.sqlite_synchronous);
-    line("DB_BUSY_TIMEOUT", format_seconds(db.busy_timeout_ms));
+    line("DB_BUSY_TIMEOUT", seconds_text(db.busy_timeout_ms));
     line("QUEUE_CONNECTION", s.queue_connection);
     line("CENTRAL_DMS_URL", s.central_url ? *s.central_url : "(unset)");
-    line("CENTRAL_DMS_TOKEN", s.central_token ? mask_secret(*s.central_token) : "(unset)");
+    if (s.central_token_file) {
+        line("CENTRAL_DMS_TOKEN_FILE", *s.central_token_file + " (token " +
+                                           mask_secret(s.central_token.value_or("")) + ")");
+    } else {
+        line("CENTRAL_DMS_TOKEN", s.central_token ? mask_secret(*s.central_token) : "(unset)");
+    }
     lines.push_back(std::string("mode=") + mode_name(s.mode) +
                     " (from DB_CONNECTION and CENTRAL_DMS_URL)");
     return lines;

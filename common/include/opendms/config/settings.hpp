@@ -39,10 +39,15 @@ struct settings {
 
     // Sync to the central server (the seed's names).
     std::optional<std::string> central_url;    // CENTRAL_DMS_URL (base; /api/ingest appended)
-    std::optional<std::string> central_token;  // CENTRAL_DMS_TOKEN
+    std::optional<std::string> central_token;  // CENTRAL_DMS_TOKEN, or the content of:
+    std::optional<std::string> central_token_file;  // CENTRAL_DMS_TOKEN_FILE (read at start-up;
+                                                    // the field node re-reads it after a 401)
 
     deployment_mode mode = deployment_mode::offline;
 };
+
+/// Seconds as check-config prints them: "5", "0.25" (milliseconds in).
+std::string format_seconds(long long ms);
 
 /// "DB_PORT: <message>", the form check-config and start-up print.
 std::string format_problem(const problem& p);
@@ -71,6 +76,13 @@ public:
     /// A duration in seconds, fraction allowed ("5", "0.25"), from 0 to max_ms; returned
     /// in milliseconds (rounded).
     long long duration_ms(const std::string& name, long long fallback_ms, long long max_ms);
+    /// A comma-separated list of durations in seconds ("30,60,120"), each more than min_ms
+    /// and at most max_ms; returned in milliseconds. An empty list is a problem.
+    std::vector<long long> duration_list_ms(const std::string& name,
+                                            const std::vector<long long>& fallback_ms,
+                                            long long min_ms, long long max_ms);
+    /// A decimal number in [min, max] ("0.2", "150", "2.5"); no exponent, no unit.
+    double decimal(const std::string& name, double fallback, double min, double max);
     /// One of `allowed`, compared case-insensitively; returns the spelling in `allowed`.
     /// `what` names the kind of value in the message ("unknown driver 'x'").
     std::string choice(const std::string& name, const std::string& fallback,
@@ -96,6 +108,11 @@ settings load_settings(const env_map& env, std::vector<problem>& problems);
 /// a URL on a server database (hybrid on pgsql/mysql). The error (invalid_argument) reads
 /// like format_problem(): it starts with the variable to change.
 result<deployment_mode> resolve_mode(db::dialect driver, bool has_url, bool has_token);
+
+/// The token in a CENTRAL_DMS_TOKEN_FILE: the file's text without surrounding whitespace
+/// (a trailing newline is normal). errc::io_error naming the path when it cannot be read;
+/// errc::invalid_argument when it is empty or holds whitespace or control characters inside.
+result<std::string> read_token_file(const std::string& path);
 
 /// Masks a secret for printing: "" -> "(empty)", otherwise "****" plus its length.
 std::string mask_secret(const std::string& secret);
