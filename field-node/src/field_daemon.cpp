@@ -19,6 +19,7 @@
 #include "opendms/field/ingest_store.hpp"
 #include "opendms/field/ingest_writer.hpp"
 #include "opendms/field/mqtt_subscriber.hpp"
+#include "opendms/field/push_service.hpp"
 #include "opendms/log.hpp"
 
 namespace opendms::field {
@@ -137,12 +138,13 @@ bool sqlite_file_exists(const db::connect_options& o, std::ostream& err) {
 }
 
 status store_message(ingest_sink& sink, const ingest_options& options, counters& n,
-                     std::string_view topic, std::string_view payload) {
+                     push_service* push, std::string_view topic, std::string_view payload) {
     auto outcome = sink.ingest(topic, payload);
     if (!outcome) return outcome.error();
     switch (*outcome) {
         case ingest_outcome::stored:
             n.stored.fetch_add(1);
+            if (push != nullptr) push->notify();  // the live lane goes out now
             OPENDMS_LOG(debug, "ingest", "stored a message on " << topic);
             break;
         case ingest_outcome::mesh_duplicate:
@@ -162,12 +164,18 @@ status store_message(ingest_sink& sink, const ingest_options& options, counters&
 }
 
 /// The periodic line; a warning while a connection is down. `final` after stop().
-void log_summary(const mqtt_subscriber& sub, const counters& n, int connections, bool final) {
+void log_summary(const mqtt_subscriber& sub, const counters& n, int connections,
+                 push_service* push, bool final) {
     int up = sub.connected();
     std::ostringstream line;
     line << (final ? "stopped" : "summary") << ": handled " << sub.handled()
          << " message(s) since start (stored " << n.stored.load() << ", mesh duplicates "
          << n.duplicates.load() << ", quarantined " << n.quarantined.load() << ")";
+    if (push != nullptr) {
+        const pusher_stats p = push->get().stats();
+        line << "; delivered " << p.delivered << " record(s) in " << p.requests
+             << " request(s), parked " << p.parked << ", failed attempts " << p.failed_attempts;
+    }
     if (!final) line << "; " << up << " of " << connections << " connection(s) subscribed";
     if (!final && up < connections) {
         OPENDMS_LOG(warning, component, line.str());
@@ -210,10 +218,22 @@ int run_daemon(const field_settings& s, std::ostream& err) {
     if (int code = open_sink(s, signals, sink, err, signalled); code != 0) return code;
     if (signalled) return daemon_exit_ok;
 
+    std::unique_ptr<push_service> push;
+    if (s.push.enabled) {
+        auto opened = push_service::open(s);
+        if (!opened) {
+            err << "opendms-field run: " << opened.error().message() << "\n";
+            return opened.error().code() == errc::invalid_argument ? daemon_exit_config
+                                                                   : daemon_exit_failed;
+        }
+        push = std::move(*opened);
+        push->start();
+    }
+
     counters n;
     const ingest_options options = s.ingest();
     mqtt_subscriber sub(s.mqtt, [&](int, std::string_view topic, std::string_view payload) {
-        return store_message(sink, options, n, topic, payload);
+        return store_message(sink, options, n, push.get(), topic, payload);
     });
     if (status st = sub.start(); !st) {
         err << "opendms-field run: " << st.message() << "\n";
@@ -238,13 +258,14 @@ int run_daemon(const field_settings& s, std::ostream& err) {
             break;
         }
         if (std::chrono::steady_clock::now() >= next_summary) {
-            log_summary(sub, n, s.mqtt.connections, false);
+            log_summary(sub, n, s.mqtt.connections, push.get(), false);
             next_summary += summary_interval;
         }
     }
     sub.stop();  // first: no callback is waiting on the writer after this
     if (sink.writer) sink.writer->stop();
-    log_summary(sub, n, s.mqtt.connections, true);
+    if (push) push->stop();
+    log_summary(sub, n, s.mqtt.connections, push.get(), true);
     return daemon_exit_ok;
 }
 

@@ -175,6 +175,7 @@ field_settings load_field_settings(const config::env_map& env, const config::set
     s.max_message_bytes = static_cast<std::size_t>(
         r.integer("MQTT_MAX_MESSAGE_BYTES", 16 * 1024, 256, max_message_limit));
     s.log_level = read_log_level(r);
+    s.push = load_push_options(r, common);
     return s;
 }
 
@@ -203,6 +204,7 @@ std::vector<std::string> describe(const field_settings& s, const config::env_map
     line("MESH_DUPLICATE_WINDOW", std::to_string(s.duplicate_window_s));
     line("MQTT_MAX_MESSAGE_BYTES", std::to_string(s.max_message_bytes));
     line("LOG_LEVEL", level);
+    describe_push(s.push, env, lines);
     return lines;
 }
 

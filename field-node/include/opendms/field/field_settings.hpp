@@ -4,7 +4,8 @@
 //   of topic filters), MQTT_CLIENT_ID (opendms-field-<FIELD_NODE_ID>), MQTT_KEEPALIVE (30 s),
 //   MQTT_RECONNECT_MAX (30 s), MQTT_CONNECTIONS (1; >1 uses a shared subscription),
 //   FIELD_NODE_ID (the host name; [A-Za-z0-9._-]{1,64}), MESH_DUPLICATE_WINDOW (600 s; 0
-//   disables), MQTT_MAX_MESSAGE_BYTES (16384), LOG_LEVEL (info).
+//   disables), MQTT_MAX_MESSAGE_BYTES (16384), LOG_LEVEL (info); and the CENTRAL_DMS_*
+//   delivery settings of push_settings.hpp.
 #pragma once
 
 #include <string>
@@ -13,6 +14,7 @@
 #include "opendms/config/settings.hpp"
 #include "opendms/field/ingest_store.hpp"
 #include "opendms/field/mqtt_subscriber.hpp"
+#include "opendms/field/push_settings.hpp"
 #include "opendms/log.hpp"
 
 namespace opendms::field {
@@ -24,6 +26,7 @@ struct field_settings {
     std::int64_t duplicate_window_s = 600;
     std::size_t max_message_bytes = 16 * 1024;
     log::level log_level = log::level::info;
+    push_options push;  // delivery to the central server (hybrid mode): push_settings.hpp
 
     /// The store's options derived from the above.
     ingest_options ingest() const;

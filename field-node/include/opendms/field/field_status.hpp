@@ -19,6 +19,19 @@ struct field_status {
     std::int64_t quarantined = 0;     // rows in quarantine
     std::int64_t duplicates = 0;      // rows in mesh_duplicates
     std::optional<std::int64_t> oldest_pending_age_seconds;  // now - oldest pending created_at
+    // Delivery (hybrid mode): the outbox by lane, and the pusher's push_state row.
+    std::int64_t parked = 0;   // outbox rows parked (the central rejected them)
+    std::int64_t live = 0;     // unparked rows in lane 0
+    std::int64_t backlog = 0;  // unparked rows in lane 1
+    std::optional<std::string> protocol;          // "batch" | "single", as last detected
+    std::int64_t consecutive_failures = 0;
+    std::optional<unix_seconds> last_attempt_at;
+    std::optional<unix_seconds> last_success_at;
+    std::optional<std::string> last_error;
+    std::optional<unix_seconds> next_attempt_at;
+    std::optional<unix_seconds> auth_alarm_since;  // set: the central refuses our token
+    std::int64_t bytes_sent = 0;
+    std::int64_t bytes_received = 0;
 };
 
 /// Reads the counts in one read transaction (a consistent snapshot): a single SELECT of
@@ -28,12 +41,16 @@ struct field_status {
 /// created_at is in the future (clock set back), empty when nothing is pending (or every
 /// pending row lacks created_at). Works on every dialect once migrated; a missing table
 /// (not migrated) fails with the driver's error. errc::corrupt when the oldest created_at
-/// is not a time. Any thread with its own connection; reads only.
+/// is not a time. The push_state row is read by a second statement (it changes only when
+/// an attempt ends). Any thread with its own connection; reads only.
 result<field_status> read_status(db::connection& c, unix_seconds now);
 
-/// One JSON object with at least the keys not_applicable, pending, synced, quarantined,
-/// duplicates, oldest_pending_age_seconds (null when nothing is pending), outbox_depth.
-/// Written in that order, on one line, without a trailing newline.
+/// One JSON object with the keys not_applicable, pending, synced, quarantined, duplicates,
+/// oldest_pending_age_seconds (null when nothing is pending), outbox_depth, then parked,
+/// live, backlog, protocol, consecutive_failures, last_attempt_at, last_success_at,
+/// last_error, next_attempt_at, auth_alarm (true/false), auth_alarm_since, bytes_sent,
+/// bytes_received (times as "YYYY-MM-DD HH:MM:SS" UTC, or null). Written in that order,
+/// on one line, without a trailing newline.
 std::string to_json(const field_status& s);
 /// Human-readable lines, one per count, each ending in a newline ("records pending: 3").
 std::string to_text(const field_status& s);

@@ -1,0 +1,367 @@
+// pusher: the delivery loop (contract in pusher.hpp).
+#include "opendms/field/pusher.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "opendms/config/settings.hpp"
+#include "opendms/gzip.hpp"
+#include "opendms/log.hpp"
+
+namespace opendms::field {
+namespace {
+
+constexpr const char* component = "push";
+constexpr const char* ingest_path = "/api/ingest";
+constexpr std::int64_t batch_recheck_interval_ms = 3600 * 1000;  // auto mode on a seed central
+constexpr std::int64_t database_retry_ms = 1000;
+
+std::string seconds_text(std::int64_t ms) { return config::format_seconds(ms) + " s"; }
+
+}  // namespace
+
+/// One round: the records taken, and what became of each.
+struct pusher::round {
+    std::vector<outbox_item>& items;
+    settlement outcome;
+};
+
+pusher::pusher(push_options options, db::connection& c, const clock& clk, http_transport& client,
+               std::function<double()> random_unit)
+    : options_(std::move(options)),
+      c_(c),
+      clock_(clk),
+      client_(client),
+      random_unit_(std::move(random_unit)),
+      outbox_(c, clk),
+      schedule_{options_.backoff, options_.jitter},
+      pacer_(options_.max_rate),
+      token_(options_.token),
+      batch_limit_(std::max<std::size_t>(1, options_.batch_size)) {}
+
+status pusher::open() {
+    auto st = outbox_.load_state();
+    if (!st) return st.error();
+    state_ = *st;
+    wire_base_sent_ = state_.bytes_sent;
+    wire_base_received_ = state_.bytes_received;
+    // A restart is a fresh start: one attempt now, whatever the backoff said. The failure
+    // count is kept, so a failure continues the schedule where it was.
+    next_attempt_ms_ = 0;
+    auto adopted = outbox_.adopt_orphans();
+    if (!adopted) return adopted.error();
+    if (*adopted > 0) {
+        OPENDMS_LOG(notice, component,
+                    "queued " << *adopted
+                              << " pending record(s) that had no outbox entry (a database made "
+                                 "by the Laravel field node, or records set back to pending)");
+    }
+    if (options_.insecure_http) {
+        OPENDMS_LOG(warning, component,
+                    "CENTRAL_DMS_ALLOW_HTTP: records and the token go to "
+                        << options_.client.endpoint.url() << " UNENCRYPTED");
+    }
+    return status::ok();
+}
+
+pusher_stats pusher::stats() const {
+    pusher_stats out;
+    out.requests = stats_.requests.load();
+    out.delivered = stats_.delivered.load();
+    out.parked = stats_.parked.load();
+    out.failed_attempts = stats_.failed_attempts.load();
+    out.splits = stats_.splits.load();
+    return out;
+}
+
+push_protocol pusher::current_protocol() const {
+    if (options_.protocol != push_protocol::automatic) return options_.protocol;
+    if (state_.protocol && *state_.protocol == "single" &&
+        (batch_recheck_ms_ == 0 || clock_.now_ms() < batch_recheck_ms_)) {
+        return push_protocol::single;
+    }
+    return push_protocol::batch;
+}
+
+void pusher::refresh_token() {
+    if (options_.token_file.empty()) return;
+    auto t = config::read_token_file(options_.token_file);
+    if (!t) {
+        OPENDMS_LOG(warning, component,
+                    "CENTRAL_DMS_TOKEN_FILE: " << t.error().message() << "; using the token read before");
+        return;
+    }
+    if (*t != token_) OPENDMS_LOG(notice, component, "CENTRAL_DMS_TOKEN_FILE: a new token was read");
+    token_ = std::move(*t);
+}
+
+std::vector<std::pair<std::string, std::string>> pusher::headers(bool batch, bool gzip) const {
+    std::vector<std::pair<std::string, std::string>> h = {
+        {"Authorization", "Bearer " + token_},
+        {"Content-Type", "application/json"},
+        {"Accept", "application/json"},
+        {"Accept-Encoding", "gzip"},
+    };
+    if (batch && gzip) h.emplace_back("Content-Encoding", "gzip");
+    return h;
+}
+
+void pusher::record_wire_counts() {
+    const wire_counts w = client_.counts();
+    state_.bytes_sent = wire_base_sent_ + static_cast<std::int64_t>(w.bytes_sent);
+    state_.bytes_received = wire_base_received_ + static_cast<std::int64_t>(w.bytes_received);
+}
+
+status pusher::settle(round& r) {
+    record_wire_counts();
+    r.outcome.state = state_;
+    status s = outbox_.settle(r.outcome);
+    if (s) {
+        stats_.delivered += r.outcome.delivered.size();
+        stats_.parked += r.outcome.parked.size();
+        for (const auto& [item, reason] : r.outcome.parked) {
+            OPENDMS_LOG(warning, component,
+                        "parked record " << item->record.id.value_or(0) << " (uuid "
+                                         << item->record.uuid.value_or("none") << "): " << reason
+                                         << "; `opendms-field requeue` sends it again");
+        }
+    }
+    return s;
+}
+
+result<step_result> pusher::on_success(round& r, std::int64_t now_ms) {
+    if (state_.consecutive_failures > 0) {
+        OPENDMS_LOG(notice, component,
+                    "delivery resumed after " << state_.consecutive_failures << " failed attempt(s)");
+    }
+    if (state_.auth_alarm_at) {
+        OPENDMS_LOG(notice, component, "the central server accepts our token again: auth alarm cleared");
+    }
+    state_.consecutive_failures = 0;
+    state_.auth_alarm_at.reset();
+    state_.last_attempt_at = now_ms / 1000;
+    state_.last_success_at = now_ms / 1000;
+    state_.next_attempt_at.reset();
+    next_attempt_ms_ = 0;
+    if (status s = settle(r); !s) return s;
+    return step_result{step_result::sent, clock_.now_ms()};
+}
+
+result<step_result> pusher::on_failure(round& r, const std::string& error, answer_kind kind,
+                                       std::optional<std::chrono::milliseconds> retry_after,
+                                       std::int64_t now_ms) {
+    const int failures = static_cast<int>(std::min<std::int64_t>(state_.consecutive_failures + 1, 1 << 30));
+    const std::chrono::milliseconds delay =
+        retry_delay(schedule_, failures, retry_after, random_unit_());
+    next_attempt_ms_ = now_ms + delay.count();
+    state_.consecutive_failures = failures;
+    state_.last_attempt_at = now_ms / 1000;
+    state_.last_error = error;
+    state_.next_attempt_at = (next_attempt_ms_ + 999) / 1000;
+    ++stats_.failed_attempts;
+    const std::string when = "; " + std::to_string(r.items.size() - r.outcome.delivered.size() -
+                                                   r.outcome.parked.size()) +
+                             " record(s) kept, next attempt in " + seconds_text(delay.count()) +
+                             (retry_after ? " (Retry-After)" : "");
+    if (kind == answer_kind::auth_refused) {
+        if (!state_.auth_alarm_at) state_.auth_alarm_at = now_ms / 1000;
+        OPENDMS_LOG(error, component,
+                    "AUTH ALARM: the central server " << options_.client.endpoint.url()
+                                                      << " refuses our token (" << error
+                                                      << "); fix CENTRAL_DMS_TOKEN or "
+                                                         "CENTRAL_DMS_TOKEN_FILE" << when);
+    } else if (kind == answer_kind::misdirected) {
+        OPENDMS_LOG(error, component,
+                    "the central server " << options_.client.endpoint.url()
+                                          << " answered as if CENTRAL_DMS_URL were wrong (" << error
+                                          << ")" << when);
+    } else {
+        OPENDMS_LOG(warning, component,
+                    "push failed (" << failures << " in a row): " << error << when);
+    }
+    r.outcome.error = error;
+    r.outcome.next_attempt_at = state_.next_attempt_at;
+    for (outbox_item& it : r.items) {
+        bool settled = false;
+        for (const outbox_item* d : r.outcome.delivered) settled = settled || d == &it;
+        for (const auto& p : r.outcome.parked) settled = settled || p.first == &it;
+        if (!settled) r.outcome.failed.push_back(&it);
+    }
+    if (status s = settle(r); !s) return s;
+    return step_result{step_result::sent, next_attempt_ms_};
+}
+
+result<step_result> pusher::send_batch(std::vector<outbox_item>& items, std::int64_t now_ms) {
+    round r{items, {}};
+    http_post post;
+    post.path = ingest_path;
+    post.body = encode_batch(items);
+    const bool gzip = options_.gzip_level > 0;
+    if (gzip) post.body = gzip_compress(post.body, options_.gzip_level);
+    post.headers = headers(true, gzip);
+    ++stats_.requests;
+    auto answer = client_.post(post);
+    if (!answer) {
+        return on_failure(r, answer.error().message(), answer_kind::retry_later, std::nullopt, now_ms);
+    }
+    const answer_kind kind = classify_answer(answer->status, true);
+    const auto retry_after = answer->retry_after
+                                 ? parse_retry_after(*answer->retry_after, now_ms / 1000)
+                                 : std::nullopt;
+    switch (kind) {
+        case answer_kind::accepted: {
+            auto results = decode_batch_results(answer->body, items.size());
+            if (!results) break;  // not our central's batch answer: see below
+            for (std::size_t i = 0; i < items.size(); ++i) {
+                const record_result& res = (*results)[i];
+                if (res.verdict == record_verdict::delivered) {
+                    r.outcome.delivered.push_back(&items[i]);
+                } else {
+                    r.outcome.parked.emplace_back(&items[i], res.reason);
+                }
+            }
+            state_.protocol = "batch";
+            return on_success(r, now_ms);
+        }
+        case answer_kind::too_large:
+            if (items.size() == 1) {
+                r.outcome.parked.emplace_back(&items[0],
+                                              reason_from_answer(answer->status, answer->body) +
+                                                  " (the record alone is too large for the central server)");
+                return on_success(r, now_ms);
+            }
+            batch_limit_ = std::max<std::size_t>(1, items.size() / 2);
+            ++stats_.splits;
+            OPENDMS_LOG(notice, component,
+                        "the central server refused " << items.size() << " records in one request (413); "
+                                                      << "sending at most " << batch_limit_ << " from now on");
+            return step_result{step_result::sent, clock_.now_ms()};
+        case answer_kind::batch_unsupported:
+            break;
+        default:
+            return on_failure(r, reason_from_answer(answer->status, answer->body), kind, retry_after,
+                              now_ms);
+    }
+    // A 2xx without per-record results, or 400/415/422 for the batch as a whole: the
+    // central does not know the batch form (the Laravel seed answers 422 "The duck id field
+    // is required."). Nothing was stored from it.
+    const std::string why = reason_from_answer(answer->status, answer->body);
+    if (options_.protocol == push_protocol::batch) {
+        return on_failure(r, "the central server does not take batches (" + why +
+                                 "); unset CENTRAL_DMS_PROTOCOL=batch to fall back to single records",
+                          answer_kind::misdirected, std::nullopt, now_ms);
+    }
+    OPENDMS_LOG(notice, component,
+                "the central server does not take batches (" << why
+                                                             << "): sending one record per request "
+                                                                "(the seed's form); batches are tried "
+                                                                "again in an hour");
+    state_.protocol = "single";
+    batch_recheck_ms_ = now_ms + batch_recheck_interval_ms;
+    if (status s = outbox_.save_state(state_); !s) return s;
+    return step_result{step_result::sent, clock_.now_ms()};
+}
+
+result<step_result> pusher::send_singles(std::vector<outbox_item>& items, std::int64_t now_ms) {
+    round r{items, {}};
+    for (outbox_item& it : items) {
+        http_post post;
+        post.path = ingest_path;
+        post.body = encode_single(it.record);
+        post.headers = headers(false, false);
+        ++stats_.requests;
+        auto answer = client_.post(post);
+        if (!answer) {
+            return on_failure(r, answer.error().message(), answer_kind::retry_later, std::nullopt,
+                              now_ms);
+        }
+        const answer_kind kind = classify_answer(answer->status, false);
+        if (kind == answer_kind::accepted) {
+            r.outcome.delivered.push_back(&it);
+            continue;
+        }
+        if (kind == answer_kind::record_rejected || kind == answer_kind::too_large) {
+            r.outcome.parked.emplace_back(&it, reason_from_answer(answer->status, answer->body));
+            continue;
+        }
+        const auto retry_after = answer->retry_after
+                                     ? parse_retry_after(*answer->retry_after, now_ms / 1000)
+                                     : std::nullopt;
+        return on_failure(r, reason_from_answer(answer->status, answer->body), kind, retry_after,
+                          now_ms);
+    }
+    if (!state_.protocol) state_.protocol = "single";
+    return on_success(r, now_ms);
+}
+
+result<step_result> pusher::step() {
+    const std::int64_t now_ms = clock_.now_ms();
+    if (now_ms < next_attempt_ms_) return step_result{step_result::waiting, next_attempt_ms_};
+    std::size_t limit = pacer_.max_batch(batch_limit_);
+    if (std::int64_t wait = pacer_.wait_ms(now_ms, limit); wait > 0) {
+        return step_result{step_result::waiting, now_ms + wait};
+    }
+    auto demoted = outbox_.demote(now_ms / 1000 - options_.live_window_s);
+    if (!demoted) return demoted.error();
+    auto items = outbox_.next_batch(limit);
+    if (!items) return items.error();
+    if (items->empty()) return step_result{step_result::idle, now_ms + options_.poll_interval.count()};
+    refresh_token();
+    pacer_.sent(now_ms, items->size());
+    return current_protocol() == push_protocol::single ? send_singles(*items, now_ms)
+                                                        : send_batch(*items, now_ms);
+}
+
+void pusher::run() {
+    OPENDMS_LOG(info, component,
+                "delivering to " << options_.client.endpoint.url() << ingest_path
+                                 << (options_.client.proxy ? " through proxy " + options_.client.proxy->url() : "")
+                                 << ", " << push_protocol_name(options_.protocol) << " protocol, up to "
+                                 << options_.batch_size << " records a request");
+    client_.reset_cancel();
+    for (;;) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (stopping_) break;
+            notified_ = false;
+        }
+        auto r = step();
+        std::int64_t due_ms = 0;
+        bool idle = false;
+        if (!r) {
+            OPENDMS_LOG(error, component,
+                        "the outbox cannot be read or written (" << r.error().message()
+                                                                 << "); trying again in 1 s");
+            due_ms = clock_.now_ms() + database_retry_ms;
+        } else {
+            due_ms = r->due_ms;
+            idle = r->kind == step_result::idle;
+        }
+        const std::int64_t wait = due_ms - clock_.now_ms();
+        if (wait <= 0) continue;
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait_for(lock, std::chrono::milliseconds(wait),
+                       [&] { return stopping_ || (idle && notified_); });
+    }
+    client_.close();
+}
+
+void pusher::stop() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stopping_ = true;
+    }
+    client_.cancel();
+    wake_.notify_all();
+}
+
+void pusher::notify() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        notified_ = true;
+    }
+    wake_.notify_all();
+}
+
+}  // namespace opendms::field
