@@ -49,6 +49,9 @@ status pusher::open() {
     // A restart is a fresh start: one attempt now, whatever the backoff said. The failure
     // count is kept, so a failure continues the schedule where it was.
     next_attempt_ms_ = 0;
+    if (state_.protocol == std::optional<std::string>("single")) {
+        batch_recheck_ms_ = clock_.now_ms() + batch_recheck_interval_ms;
+    }
     auto adopted = outbox_.adopt_orphans();
     if (!adopted) return adopted.error();
     if (*adopted > 0) {
@@ -77,8 +80,8 @@ pusher_stats pusher::stats() const {
 
 push_protocol pusher::current_protocol() const {
     if (options_.protocol != push_protocol::automatic) return options_.protocol;
-    if (state_.protocol && *state_.protocol == "single" &&
-        (batch_recheck_ms_ == 0 || clock_.now_ms() < batch_recheck_ms_)) {
+    if (state_.protocol == std::optional<std::string>("single") &&
+        clock_.now_ms() < batch_recheck_ms_) {
         return push_protocol::single;
     }
     return push_protocol::batch;
@@ -226,9 +229,11 @@ result<step_result> pusher::send_batch(std::vector<outbox_item>& items, std::int
         }
         case answer_kind::too_large:
             if (items.size() == 1) {
+                // That record was the cause: park it, and go back to full batches.
                 r.outcome.parked.emplace_back(&items[0],
                                               reason_from_answer(answer->status, answer->body) +
                                                   " (the record alone is too large for the central server)");
+                batch_limit_ = std::max<std::size_t>(1, options_.batch_size);
                 return on_success(r, now_ms);
             }
             batch_limit_ = std::max<std::size_t>(1, items.size() / 2);

@@ -6,7 +6,7 @@ namespace opendms::test {
 
 const std::vector<std::string>& store_tables() {
     static const std::vector<std::string> t = {"cluster_data", "outbox", "quarantine",
-                                               "mesh_duplicates"};
+                                               "mesh_duplicates", "push_state"};
     return t;
 }
 

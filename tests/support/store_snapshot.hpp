@@ -13,7 +13,7 @@
 
 namespace opendms::test {
 
-/// The tables the ingest store writes.
+/// The tables the ingest store and the pusher write.
 const std::vector<std::string>& store_tables();
 
 /// Runs a query; a failure fails the test (Catch2 REQUIRE) with the SQL and the error.

@@ -18,7 +18,9 @@
 //                                           on every failure, shown by `status`, cleared by
 //                                           the next success; the token file is re-read
 //   413                                     the batch is split in halves (the smaller size is
-//                                           kept for this process); one record alone: parked
+//                                           kept: the central's limit is lower); one record
+//                                           alone: parked (it was the cause), and batches go
+//                                           back to CENTRAL_DMS_BATCH_SIZE
 //   a batch answered 400/415/422            in auto mode: the central is a seed (Laravel)
 //                                           one; switch to single records, try batches again
 //                                           after an hour. With CENTRAL_DMS_PROTOCOL=batch:
