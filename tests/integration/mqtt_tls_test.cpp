@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "mqtt_test_client.hpp"
+#include "test_pki.hpp"
 #include "opendms/db/database.hpp"
 #include "test_servers.hpp"
 
@@ -18,34 +19,8 @@ namespace {
 using namespace std::chrono_literals;
 namespace t = opendms::test;
 
-void run_or_throw(const std::string& command) {
-    if (std::system((command + " >/dev/null 2>&1").c_str()) != 0) {
-        throw std::runtime_error("command failed: " + command);
-    }
-}
-
-/// A private CA in `dir` (ca.key, ca.pem) and a server certificate it signs for `san`.
-struct test_pki {
-    std::string dir;
-    std::string ca_pem() const { return dir + "/ca.pem"; }
-    std::string cert_pem() const { return dir + "/server.pem"; }
-    std::string key_pem() const { return dir + "/server.key"; }
-
-    test_pki(std::string d, const std::string& san) : dir(std::move(d)) {
-        run_or_throw("mkdir -p " + dir);
-        run_or_throw("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=opendms-test-ca "
-                     "-keyout " + dir + "/ca.key -out " + ca_pem());
-        run_or_throw("openssl req -newkey rsa:2048 -nodes -subj /CN=opendms-test-broker -keyout " +
-                     key_pem() + " -out " + dir + "/server.csr");
-        std::ofstream(dir + "/ext.cnf") << "subjectAltName=" << san << "\n";
-        run_or_throw("openssl x509 -req -in " + dir + "/server.csr -CA " + ca_pem() + " -CAkey " +
-                     dir + "/ca.key -CAcreateserial -days 2 -extfile " + dir + "/ext.cnf -out " +
-                     cert_pem());
-        // Mosquitto drops root privileges to its own user: it must be able to read the key.
-        run_or_throw("chmod 0644 " + key_pem() + " " + cert_pem() + " " + ca_pem());
-        run_or_throw("chmod 0755 " + dir);
-    }
-};
+using t::run_or_throw;
+using t::test_pki;
 
 /// Mosquitto with a plain listener (for the publisher) and a TLS one (for the daemon).
 struct tls_broker {
