@@ -38,6 +38,15 @@ bool connection_lost(unsigned err) {
     }
 }
 
+// What a server error number means for the caller. Only errors about the data or the
+// statement itself are invalid_argument (retrying the same input cannot help; a store
+// reports such a record as refused, and its sender never sends it again). Everything else
+// the server reports is about its state, not the input, and may clear up: unavailable,
+// e.g. 1205/1213 (lock wait timeout, deadlock), 1969 (MariaDB max_statement_time), 3024
+// (MySQL max_execution_time), 1290/1836/1792 (read-only server or transaction), 1021/1114
+// (disk or table full), 1040/1203 (too many connections), 1041/1037/1038 (out of memory),
+// 1317 (interrupted), 1180/1181 (error during commit/rollback), 1030 (storage engine error).
+// Client library errors (2000-2999) other than a lost connection are internal.
 errc classify(unsigned err) {
     if (connection_lost(err)) return errc::unavailable;
     switch (err) {
@@ -45,16 +54,47 @@ errc classify(unsigned err) {
         case 1062:  // ER_DUP_ENTRY
         case 1586:  // ER_DUP_ENTRY_WITH_KEY_NAME
             return errc::conflict;
-        case 1040:  // ER_CON_COUNT_ERROR
-        case 1205:  // ER_LOCK_WAIT_TIMEOUT
-        case 1213:  // ER_LOCK_DEADLOCK
-        case 1317:  // ER_QUERY_INTERRUPTED (KILL QUERY, max_statement_time)
-            return errc::unavailable;
+        // The data: a value the column cannot hold.
+        case 1048:  // ER_BAD_NULL_ERROR
+        case 1101:  // ER_BLOB_CANT_HAVE_DEFAULT
+        case 1264:  // ER_WARN_DATA_OUT_OF_RANGE
+        case 1265:  // WARN_DATA_TRUNCATED
+        case 1292:  // ER_TRUNCATED_WRONG_VALUE (dates, numbers)
+        case 1300:  // ER_INVALID_CHARACTER_STRING
+        case 1364:  // ER_NO_DEFAULT_FOR_FIELD
+        case 1366:  // ER_TRUNCATED_WRONG_VALUE_FOR_FIELD (text not in the charset)
+        case 1367:  // ER_ILLEGAL_VALUE_FOR_TYPE
+        case 1406:  // ER_DATA_TOO_LONG
+        case 1411:  // ER_WRONG_VALUE_FOR_TYPE
+        case 1451:  // ER_ROW_IS_REFERENCED_2 (foreign key)
+        case 1452:  // ER_NO_REFERENCED_ROW_2 (foreign key)
+        case 1690:  // ER_DATA_OUT_OF_RANGE
+        case 3819:  // ER_CHECK_CONSTRAINT_VIOLATED (MySQL)
+        case 4025:  // ER_CONSTRAINT_FAILED (MariaDB CHECK)
+        // The statement: it does not fit this database.
+        case 1046:  // ER_NO_DB_ERROR
+        case 1049:  // ER_BAD_DB_ERROR
+        case 1052:  // ER_NON_UNIQ_ERROR (ambiguous column)
+        case 1054:  // ER_BAD_FIELD_ERROR
+        case 1064:  // ER_PARSE_ERROR
+        case 1109:  // ER_UNKNOWN_TABLE
+        case 1136:  // ER_WRONG_VALUE_COUNT_ON_ROW
+        case 1146:  // ER_NO_SUCH_TABLE
+        case 1149:  // ER_SYNTAX_ERROR
+        case 1210:  // ER_WRONG_ARGUMENTS
+        case 1235:  // ER_NOT_SUPPORTED_YET
+        case 1241:  // ER_OPERAND_COLUMNS
+        case 1242:  // ER_SUBQUERY_NO_1_ROW
+        case 1295:  // ER_UNSUPPORTED_PS
+        case 1305:  // ER_SP_DOES_NOT_EXIST (function)
+        case 1582:  // ER_WRONG_PARAMCOUNT_TO_NATIVE_FCT
+        case 1583:  // ER_WRONG_PARAMETERS_TO_NATIVE_FCT
+            return errc::invalid_argument;
         default:
             break;
     }
     if (err == 0 || (err >= 2000 && err < 3000)) return errc::internal;  // client library
-    return errc::invalid_argument;
+    return errc::unavailable;
 }
 
 std::string describe_error(unsigned err, const char* message) {

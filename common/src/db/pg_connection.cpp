@@ -56,16 +56,27 @@ std::string one_line(std::string_view text) {
     return out;
 }
 
+// What a SQLSTATE means for the caller. Only errors about the data or the statement
+// itself are invalid_argument (retrying the same input cannot help; a store reports such
+// a record as refused, and its sender never sends it again):
+//   class 22 (data exception: too long, out of range, bad text or time), class 23
+//   integrity violations (not null, check, foreign key) except 23505 (unique: conflict),
+//   class 42 (syntax error or access rule violation: the statement does not fit the
+//   database) and 0A000 (feature not supported).
+// XX (internal error, data corrupted) is internal. Everything else is about the server's
+// state, not the input, and may clear up: unavailable, e.g. 08 (connection), 40001/40P01 (serialization, deadlock), 53 (resources: disk full,
+// out of memory, too many connections), 55P03 (lock_timeout), 57014 (statement_timeout or
+// cancel), 57P01..57P05 (shutdown, idle timeouts), 25006 (read-only transaction: a standby
+// or a database in read-only mode), 40003, 58030 (I/O error on the server), 72000.
 errc classify(const char* sqlstate, bool connection_bad) {
     if (connection_bad) return errc::unavailable;
     if (sqlstate == nullptr || std::strlen(sqlstate) != 5) return errc::internal;
     const std::string_view s(sqlstate);
+    const std::string_view cls = s.substr(0, 2);
     if (s == "23505") return errc::conflict;
-    if (s.substr(0, 2) == "08" || s.substr(0, 2) == "53") return errc::unavailable;
-    if (s == "57P01" || s == "57P02" || s == "57P03" || s == "57014") return errc::unavailable;
-    if (s == "40001" || s == "40P01") return errc::unavailable;
-    if (s.substr(0, 2) == "XX" || s.substr(0, 2) == "58") return errc::internal;
-    return errc::invalid_argument;
+    if (cls == "22" || cls == "23" || cls == "42" || s == "0A000") return errc::invalid_argument;
+    if (cls == "XX") return errc::internal;
+    return errc::unavailable;
 }
 
 // The bytes of a bytea value in its text form ('\x4142', or the old escape form).
