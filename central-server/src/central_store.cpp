@@ -1,13 +1,15 @@
 // central_store: validated records -> cluster_data rows, exactly once, one transaction per
 // call. See central_store.hpp for the contract.
 //
-// Per chunk (64, 8 or 1 records): one "neighbour" query fetches every row with the same
-// (duck_id, message_id) near each record's time (rows of the same uuid, legacy seed rows
-// and mesh originals are all among them); the records are classified in C++ (byte-exact);
-// the new ones are inserted with one multi-row INSERT (PostgreSQL/SQLite: RETURNING id,
-// uuid tells which rows it inserted; MySQL: a locking lookup by uuid afterwards). A record
-// whose mesh original is an earlier record of the same chunk goes into a second INSERT,
-// once the original's id is known.
+// Per chunk (PostgreSQL: the whole call; SQLite, MySQL and the careful pass: 64, 8 or 1
+// records): one "neighbour" query fetches every row with the same (duck_id, message_id)
+// near each record's time (rows of the same uuid, legacy seed rows and mesh originals are
+// all among them); the records are classified in C++ (byte-exact, through hash maps, so a
+// large chunk stays linear); the new ones are inserted with one INSERT (PostgreSQL: arrays
+// through unnest(); SQLite: multi-row; both RETURNING id, uuid, which tells which rows it
+// inserted; MySQL: multi-row, then a lookup by uuid). A record whose mesh original is an
+// earlier record of the same chunk goes into a second INSERT, once the original's id is
+// known.
 #include "opendms/central/central_store.hpp"
 
 #include <openssl/evp.h>
@@ -16,13 +18,17 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "opendms/central/pg_array.hpp"
 #include "opendms/timefmt.hpp"
 #include "opendms/uuid.hpp"
 
@@ -79,13 +85,29 @@ std::string derived_uuid(const std::string& duck_id, const std::string& message_
     return out;
 }
 
+
+std::uint32_t packet_lock_bucket(std::string_view duck_id, std::string_view message_id) noexcept {
+    std::uint64_t h = 14695981039346656037ULL;  // FNV-1a 64
+    auto mix = [&h](std::string_view bytes) {
+        for (char c : bytes) {
+            h ^= static_cast<unsigned char>(c);
+            h *= 1099511628211ULL;
+        }
+    };
+    mix(duck_id);
+    mix(std::string_view("\0", 1));
+    mix(message_id);
+    return static_cast<std::uint32_t>(h % packet_lock_buckets);
+}
+
 namespace {
 
 constexpr const char* what = "central.store";
 constexpr std::array<std::size_t, 3> chunk_sizes = {64, 8, 1};
 constexpr unix_seconds max_time = 253402300799;  // 9999-12-31 23:59:59
+constexpr std::int64_t default_mysql_lock_wait_s = 50;  // InnoDB's default lock wait
 
-// ---- statement texts (fixed per dialect and size, so each connection caches a few) -----
+// ---- statement texts ------------------------------------------------------------------
 
 std::string placeholders(std::size_t n) {
     std::string s;
@@ -97,6 +119,29 @@ constexpr const char* insert_columns =
     "created_at, updated_at, duck_id, topic, message_id, payload, payload_encoding, path, "
     "origin, destination, hops, duck_type, uuid, source_node, received_from, duplicate_of";
 constexpr std::size_t insert_width = 16;
+
+// PostgreSQL: one statement each, whatever the number of records (arrays as parameters).
+// (duck_id, message_id) pairs are distinct, so each row comes back at most once.
+constexpr const char* pg_neighbours_sql =
+    "select c.id, c.uuid, c.duck_id, c.message_id, c.payload, c.payload_encoding, "
+    "c.created_at, c.duplicate_of "
+    "from unnest(?::text[], ?::text[], ?::timestamp[], ?::timestamp[]) as k(duck_id, "
+    "message_id, lo, hi) join cluster_data c on c.duck_id = k.duck_id and c.message_id = "
+    "k.message_id and c.created_at >= k.lo and c.created_at <= k.hi";
+constexpr const char* pg_insert_sql =
+    "insert into cluster_data (created_at, updated_at, duck_id, topic, message_id, payload, "
+    "payload_encoding, path, origin, destination, hops, duck_type, uuid, source_node, "
+    "received_from, duplicate_of) "
+    "select k.created_at, ?::timestamp, k.duck_id, k.topic, k.message_id, k.payload, "
+    "k.payload_encoding, k.path, k.origin, k.destination, k.hops, k.duck_type, k.uuid, "
+    "k.source_node, k.received_from, k.duplicate_of "
+    "from unnest(?::timestamp[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], "
+    "?::text[], ?::text[], ?::text[], ?::int4[], ?::int4[], ?::text[], ?::text[], ?::text[], "
+    "?::int8[]) as k(created_at, duck_id, topic, message_id, payload, payload_encoding, path, "
+    "origin, destination, hops, duck_type, uuid, source_node, received_from, duplicate_of) "
+    "on conflict (uuid) do nothing returning id, uuid";
+constexpr const char* pg_lookup_sql =
+    "select id, uuid, created_at from cluster_data where uuid = any(?::text[])";
 
 std::string build_neighbour_sql(std::size_t n) {
     std::string s =
@@ -121,10 +166,22 @@ std::string build_lookup_sql(std::size_t n) {
     return "select id, uuid, created_at from cluster_data where uuid in (" + placeholders(n) + ")";
 }
 
+// MySQL: GET_LOCK of n buckets (and their timeout), evaluated left to right; AND stops at
+// the first that is not granted. 1 when all are held.
+std::string build_mysql_lock_sql(std::size_t n) {
+    std::string s = "select ";
+    for (std::size_t i = 0; i < n; ++i) {
+        if (i > 0) s += " and ";
+        s += "get_lock(concat('opendms.', left(database(), 40), '.', ?), ?)";
+    }
+    return s;
+}
+
 struct statement_texts {
-    std::array<std::string, chunk_sizes.size()> neighbours, inserts, lookups;
+    std::array<std::string, chunk_sizes.size()> neighbours, inserts, lookups, locks;
 };
 
+// Chunked statements of SQLite and MySQL (PostgreSQL uses the pg_ ones).
 const statement_texts& texts(db::dialect d) {
     static const std::array<statement_texts, 3> all = [] {
         std::array<statement_texts, 3> t;
@@ -134,6 +191,7 @@ const statement_texts& texts(db::dialect d) {
                 s.neighbours[i] = build_neighbour_sql(chunk_sizes[i]);
                 s.inserts[i] = build_insert_sql(k, chunk_sizes[i]);
                 s.lookups[i] = build_lookup_sql(chunk_sizes[i]);
+                s.locks[i] = build_mysql_lock_sql(chunk_sizes[i]);
             }
         }
         return t;
@@ -150,20 +208,37 @@ std::size_t size_index_for(std::size_t n) {
 
 // ---- the call's records -------------------------------------------------------------
 
+std::string ascii_lower(std::string s) {
+    for (char& c : s) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    return s;
+}
+
+std::string packet_of(const cluster_data& r) {
+    std::string p = r.duck_id;
+    p += '\0';
+    p += r.message_id;
+    return p;
+}
+
 struct item {
     const cluster_data* record;
-    std::string key;    // the uuid column's value
-    unix_seconds time;  // created_at
-    bool seed;          // key derived from (duck_id, message_id, created_at)
+    const std::string* received_from;
+    std::string key;     // the uuid column's value, lower-case
+    unix_seconds time;   // created_at
+    bool seed;           // key derived from (duck_id, message_id, created_at)
+    std::string packet;  // duck_id NUL message_id
 };
 
-std::vector<item> prepare_items(const std::vector<cluster_data>& records, unix_seconds now) {
+std::vector<item> prepare_items(const std::vector<store_input>& inputs, unix_seconds now) {
     std::vector<item> items;
-    items.reserve(records.size());
-    for (const cluster_data& r : records) {
-        item it{&r, {}, r.created_at.value_or(now), false};
+    items.reserve(inputs.size());
+    for (const store_input& in : inputs) {
+        const cluster_data& r = *in.record;
+        item it{&r, in.received_from, {}, r.created_at.value_or(now), false, packet_of(r)};
         if (r.uuid) {
-            it.key = *r.uuid;
+            it.key = ascii_lower(*r.uuid);
         } else if (r.created_at) {
             it.key = derived_uuid(r.duck_id, r.message_id, *r.created_at);
             it.seed = true;
@@ -178,26 +253,19 @@ std::vector<item> prepare_items(const std::vector<cluster_data>& records, unix_s
 struct call_context {
     db::connection& c;
     db::dialect kind;
-    db::value received_from;
     std::string now_text;
     std::int64_t window;  // 0: mesh duplicates disabled
     unix_seconds now;
+    const store_options& options;
 };
 
-bool ascii_iequal(const std::string& a, const std::string& b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
+bool arrays(const call_context& ctx) {
+    return ctx.kind == db::dialect::pgsql;
 }
 
-// The unique index's notion of "the same uuid": MySQL's utf8mb4_unicode_ci ignores case.
-bool same_key(db::dialect d, const std::string& a, const std::string& b) {
-    return d == db::dialect::mysql ? ascii_iequal(a, b) : a == b;
+db::value node_value(const item& it) {
+    if (it.received_from == nullptr || it.received_from->empty()) return db::null();
+    return db::value(*it.received_from);
 }
 
 bool same_packet(const cluster_data& a, const cluster_data& b) {
@@ -209,8 +277,8 @@ bool same_packet(const cluster_data& a, const cluster_data& b) {
 
 struct neighbour {
     std::int64_t id = 0;
-    std::optional<std::string> uuid;
-    cluster_data data;  // duck_id, message_id, payload, payload_encoding
+    std::optional<std::string> uuid;  // lower-case
+    cluster_data data;                // duck_id, message_id, payload, payload_encoding
     unix_seconds time = 0;
     bool original = false;  // duplicate_of IS NULL
 };
@@ -221,7 +289,7 @@ result<neighbour> to_neighbour(const db::row& r) {
     auto time = parse_time(r.get_text(6).value_or(""));
     if (!id || !time) return status(errc::internal, "a row without id or created_at");
     n.id = *id;
-    n.uuid = r.get_text(1);
+    if (auto u = r.get_text(1)) n.uuid = ascii_lower(std::move(*u));
     n.data.duck_id = r.get_text(2).value_or("");
     n.data.message_id = r.get_text(3).value_or("");
     n.data.payload = r.get_text(4);
@@ -231,18 +299,58 @@ result<neighbour> to_neighbour(const db::row& r) {
     return n;
 }
 
-result<std::vector<neighbour>> find_neighbours(const call_context& ctx, const item* items,
-                                               std::size_t n, std::size_t size_index) {
+std::vector<db::value> neighbour_params(const call_context& ctx, const item* items,
+                                        std::size_t n) {
     std::vector<db::value> params;
-    params.reserve(4 * n);
+    auto lo = [&](const item& it) { return std::max<unix_seconds>(it.time - ctx.window, 0); };
+    auto hi = [&](const item& it) { return std::min(it.time + ctx.window, max_time); };
+    if (!arrays(ctx)) {
+        const std::size_t size = chunk_sizes[size_index_for(n)];
+        params.reserve(4 * size);
+        for (std::size_t k = 0; k < size; ++k) {
+            const item& it = items[std::min(k, n - 1)];  // padded with the last record
+            params.emplace_back(it.record->duck_id);
+            params.emplace_back(it.record->message_id);
+            params.emplace_back(format_sql_time(lo(it)));
+            params.emplace_back(format_sql_time(hi(it)));
+        }
+        return params;
+    }
+    // One range per distinct packet key, covering all of its records (classify() checks
+    // each record's own window).
+    std::unordered_map<std::string_view, std::pair<unix_seconds, unix_seconds>> ranges;
+    std::vector<const item*> order;
     for (std::size_t i = 0; i < n; ++i) {
         const item& it = items[i];
-        params.emplace_back(it.record->duck_id);
-        params.emplace_back(it.record->message_id);
-        params.emplace_back(format_sql_time(std::max<unix_seconds>(it.time - ctx.window, 0)));
-        params.emplace_back(format_sql_time(std::min(it.time + ctx.window, max_time)));
+        auto [at, added] = ranges.try_emplace(it.packet, lo(it), hi(it));
+        if (added) {
+            order.push_back(&it);
+        } else {
+            at->second.first = std::min(at->second.first, lo(it));
+            at->second.second = std::max(at->second.second, hi(it));
+        }
     }
-    auto rows = ctx.c.query(texts(ctx.kind).neighbours[size_index], params);
+    pg_array ducks, messages, los, his;
+    for (const item* it : order) {
+        const auto& range = ranges[it->packet];
+        ducks.add(std::string_view(it->record->duck_id));
+        messages.add(std::string_view(it->record->message_id));
+        los.add(std::string_view(format_sql_time(range.first)));
+        his.add(std::string_view(format_sql_time(range.second)));
+    }
+    params.emplace_back(ducks.take());
+    params.emplace_back(messages.take());
+    params.emplace_back(los.take());
+    params.emplace_back(his.take());
+    return params;
+}
+
+result<std::vector<neighbour>> find_neighbours(const call_context& ctx, const item* items,
+                                               std::size_t n) {
+    const std::string_view sql = arrays(ctx)
+                                     ? std::string_view(pg_neighbours_sql)
+                                     : std::string_view(texts(ctx.kind).neighbours[size_index_for(n)]);
+    auto rows = ctx.c.query(sql, neighbour_params(ctx, items, n));
     if (!rows) return rows.error().context(std::string(what) + ": find neighbours");
     std::vector<neighbour> out;
     out.reserve(rows->size());
@@ -266,24 +374,64 @@ struct plan {
     std::optional<std::size_t> original_in_chunk;  // insert: an original inserted first
 };
 
-std::optional<std::int64_t> existing_row(const call_context& ctx, const item& it,
-                                         const std::vector<neighbour>& near) {
-    std::optional<std::int64_t> found;
-    for (const neighbour& nb : near) {
-        bool match = nb.uuid && same_key(ctx.kind, *nb.uuid, it.key);
-        // A legacy row (stored before our server, without uuid) of the same seed key.
-        match = match || (it.seed && !nb.uuid && nb.time == it.time &&
-                          nb.data.duck_id == it.record->duck_id &&
-                          nb.data.message_id == it.record->message_id);
-        if (match && (!found || nb.id < *found)) found = nb.id;
+// The neighbours and the chunk's records, indexed so that each record is classified in
+// time proportional to the rows of its own packet (a 1000-record call stays linear).
+class chunk_index {
+public:
+    explicit chunk_index(const std::vector<neighbour>& near) : near_(near) {
+        for (std::size_t k = 0; k < near.size(); ++k) {
+            const neighbour& nb = near[k];
+            if (nb.uuid) {
+                auto [at, added] = by_uuid_.try_emplace(*nb.uuid, nb.id);
+                if (!added) at->second = std::min(at->second, nb.id);
+            }
+            by_packet_[packet_of(nb.data)].push_back(k);
+        }
     }
-    return found;
-}
+
+    // The oldest row of this uuid (or, for a seed record, a legacy row without uuid of
+    // the same duck_id, message_id and time).
+    std::optional<std::int64_t> existing_row(const item& it) const {
+        std::optional<std::int64_t> found;
+        if (auto at = by_uuid_.find(it.key); at != by_uuid_.end()) found = at->second;
+        if (!it.seed) return found;
+        for (std::size_t k : near_of(it.packet)) {
+            const neighbour& nb = near_[k];
+            if (nb.uuid || nb.time != it.time) continue;
+            if (!found || nb.id < *found) found = nb.id;
+        }
+        return found;
+    }
+
+    const std::vector<std::size_t>& near_of(const std::string& packet) const {
+        auto at = by_packet_.find(packet);
+        return at == by_packet_.end() ? none_ : at->second;
+    }
+
+    // The first earlier record of the chunk with this key, if any; then notes this one.
+    std::optional<std::size_t> first_with_key(const item& it, std::size_t index) {
+        auto [at, added] = first_by_key_.try_emplace(it.key, index);
+        if (added) return std::nullopt;
+        return at->second;
+    }
+
+    // Earlier records of the chunk of the same packet key; then notes this one.
+    std::vector<std::size_t>& earlier_of(const std::string& packet) { return items_by_packet_[packet]; }
+
+private:
+    const std::vector<neighbour>& near_;
+    std::unordered_map<std::string, std::int64_t> by_uuid_;
+    std::unordered_map<std::string, std::vector<std::size_t>> by_packet_;
+    std::unordered_map<std::string_view, std::size_t> first_by_key_;
+    std::unordered_map<std::string, std::vector<std::size_t>> items_by_packet_;
+    const std::vector<std::size_t> none_;
+};
 
 // The oldest original (by created_at, then id) within the window: a stored row, or an
 // earlier record of the chunk that is to be inserted as an original (a stored row wins a
 // tie: its id is older).
 void find_original(const call_context& ctx, const item* items, std::size_t index,
+                   const chunk_index& idx, const std::vector<std::size_t>& earlier,
                    const std::vector<neighbour>& near, std::vector<plan>& plans) {
     const item& it = items[index];
     plan& p = plans[index];
@@ -291,14 +439,15 @@ void find_original(const call_context& ctx, const item* items, std::size_t index
         return t >= it.time - ctx.window && t <= it.time + ctx.window;
     };
     std::optional<unix_seconds> best;
-    for (const neighbour& nb : near) {
+    for (std::size_t k : idx.near_of(it.packet)) {
+        const neighbour& nb = near[k];
         if (!nb.original || !within(nb.time) || !same_packet(nb.data, *it.record)) continue;
         if (!best || nb.time < *best || (nb.time == *best && nb.id < p.duplicate_of)) {
             best = nb.time;
             p.duplicate_of = nb.id;
         }
     }
-    for (std::size_t j = 0; j < index; ++j) {
+    for (std::size_t j : earlier) {
         const plan& q = plans[j];
         if (q.kind != plan_kind::insert || q.duplicate_of != 0 || q.original_in_chunk) continue;
         if (!within(items[j].time) || !same_packet(*items[j].record, *it.record)) continue;
@@ -310,33 +459,28 @@ void find_original(const call_context& ctx, const item* items, std::size_t index
     }
 }
 
-// An earlier record of the chunk with the same key: this one is its duplicate.
-std::optional<plan> same_as_earlier(const call_context& ctx, const item* items, std::size_t i,
-                                    const std::vector<plan>& plans) {
-    for (std::size_t j = 0; j < i; ++j) {
-        if (!same_key(ctx.kind, items[j].key, items[i].key)) continue;
-        if (plans[j].kind != plan_kind::insert) return plans[j];  // already resolved
-        plan p;
-        p.kind = plan_kind::same_as_earlier;
-        p.earlier = j;
-        return p;
-    }
-    return std::nullopt;
-}
-
 std::vector<plan> classify(const call_context& ctx, const item* items, std::size_t n,
                            const std::vector<neighbour>& near) {
     std::vector<plan> plans(n);
+    chunk_index idx(near);
     for (std::size_t i = 0; i < n; ++i) {
         plan& p = plans[i];
-        if (auto id = existing_row(ctx, items[i], near)) {
+        const std::optional<std::size_t> first = idx.first_with_key(items[i], i);
+        std::vector<std::size_t>& earlier = idx.earlier_of(items[i].packet);
+        if (auto id = idx.existing_row(items[i])) {
             p.kind = plan_kind::existing;
             p.id = *id;
-        } else if (auto earlier = same_as_earlier(ctx, items, i, plans)) {
-            p = *earlier;
+        } else if (first) {
+            if (plans[*first].kind != plan_kind::insert) {
+                p = plans[*first];  // already resolved
+            } else {
+                p.kind = plan_kind::same_as_earlier;
+                p.earlier = *first;
+            }
         } else if (ctx.window > 0) {
-            find_original(ctx, items, i, near, plans);
+            find_original(ctx, items, i, idx, earlier, near, plans);
         }
+        earlier.push_back(i);
     }
     return plans;
 }
@@ -366,8 +510,48 @@ void append_row(const call_context& ctx, const item& it, std::int64_t duplicate_
     params.push_back(db::opt(r.duck_type));
     params.emplace_back(it.key);
     params.push_back(db::opt(r.source_node));
-    params.push_back(ctx.received_from);
+    params.push_back(node_value(it));
     params.push_back(duplicate_of != 0 ? db::value(duplicate_of) : db::null());
+}
+
+// The PostgreSQL INSERT's parameters: updated_at, then one array per column.
+std::vector<db::value> pg_insert_params(const call_context& ctx,
+                                        const std::vector<const item*>& rows,
+                                        const std::vector<std::int64_t>& duplicate_of) {
+    std::array<pg_array, insert_width - 1> columns;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        const item& it = *rows[i];
+        const cluster_data& r = *it.record;
+        std::size_t c = 0;
+        columns[c++].add(std::string_view(format_sql_time(it.time)));
+        columns[c++].add(std::string_view(r.duck_id));
+        columns[c++].add(std::string_view(r.topic));
+        columns[c++].add(std::string_view(r.message_id));
+        columns[c++].add(r.payload);
+        columns[c++].add(r.payload_encoding);
+        columns[c++].add(r.path);
+        columns[c++].add(r.origin);
+        columns[c++].add(r.destination);
+        columns[c++].add(r.hops);
+        columns[c++].add(r.duck_type);
+        columns[c++].add(std::string_view(it.key));
+        columns[c++].add(r.source_node);
+        if (it.received_from && !it.received_from->empty()) {
+            columns[c++].add(std::string_view(*it.received_from));
+        } else {
+            columns[c++].add_null();
+        }
+        if (duplicate_of[i] != 0) {
+            columns[c++].add(duplicate_of[i]);
+        } else {
+            columns[c++].add_null();
+        }
+    }
+    std::vector<db::value> params;
+    params.reserve(insert_width);
+    params.emplace_back(ctx.now_text);
+    for (pg_array& a : columns) params.emplace_back(a.take());
+    return params;
 }
 
 // Rows by uuid, after an INSERT that skipped some (or, on MySQL, any) of them.
@@ -378,59 +562,82 @@ status look_up_rows(const call_context& ctx, const std::vector<const item*>& row
         if (!results[i].found) missing.push_back(i);
     }
     if (missing.empty()) return status::ok();
-    const std::size_t size_index = size_index_for(missing.size());
     std::vector<db::value> params;
-    for (std::size_t k = 0; k < chunk_sizes[size_index]; ++k) {
-        params.emplace_back(rows[missing[std::min(k, missing.size() - 1)]]->key);
-    }
-    auto found = ctx.c.query(texts(ctx.kind).lookups[size_index], params);
-    if (!found) return found.error().context(std::string(what) + ": look up ids");
-    for (std::size_t i : missing) {
-        for (const db::row& r : found->data) {
-            if (!same_key(ctx.kind, r.get_text(1).value_or(""), rows[i]->key)) continue;
-            results[i].id = r.get_int(0).value_or(0);
-            results[i].found = true;
-            // MySQL cannot say which rows its INSERT added: a row of another time was
-            // there before; one of the same time is taken as ours (see the header: two
-            // instances storing one uuid in the same instant may both report it stored).
-            results[i].inserted = ctx.kind == db::dialect::mysql &&
-                                  parse_time(r.get_text(2).value_or("")) == rows[i]->time;
+    std::string_view sql = pg_lookup_sql;
+    if (arrays(ctx)) {
+        pg_array keys;
+        for (std::size_t i : missing) keys.add(std::string_view(rows[i]->key));
+        params.emplace_back(keys.take());
+    } else {
+        const std::size_t size_index = size_index_for(missing.size());
+        for (std::size_t k = 0; k < chunk_sizes[size_index]; ++k) {
+            params.emplace_back(rows[missing[std::min(k, missing.size() - 1)]]->key);
         }
-        if (!results[i].found) {
+        sql = texts(ctx.kind).lookups[size_index];
+    }
+    auto found = ctx.c.query(sql, params);
+    if (!found) return found.error().context(std::string(what) + ": look up ids");
+    std::unordered_map<std::string, const db::row*> by_key;
+    for (const db::row& r : found->data) {
+        // MySQL's collation ignores case: a row stored with an upper-case uuid matches.
+        by_key.emplace(ascii_lower(r.get_text(1).value_or("")), &r);
+    }
+    for (std::size_t i : missing) {
+        auto at = by_key.find(rows[i]->key);
+        if (at == by_key.end()) {
             return status(errc::unavailable, std::string(what) + ": uuid " + rows[i]->key +
                                                  " was neither inserted nor found; retry");
         }
+        const db::row& r = *at->second;
+        results[i].id = r.get_int(0).value_or(0);
+        results[i].found = true;
+        // MySQL cannot say which rows its INSERT added: a row of another time was
+        // there before; one of the same time is taken as ours (see the header: two
+        // instances storing one uuid in the same instant may both report it stored).
+        results[i].inserted = ctx.kind == db::dialect::mysql &&
+                              parse_time(r.get_text(2).value_or("")) == rows[i]->time;
     }
     return status::ok();
 }
 
-// One multi-row INSERT of `rows` (1..64), padded to a fixed size by repeating the first
-// row (the repeat conflicts with it and is skipped).
+// One INSERT of `rows`: on PostgreSQL as arrays, else one multi-row INSERT (1..64 rows)
+// padded to a fixed size by repeating the first row (the repeat conflicts with it and is
+// skipped).
 result<std::vector<row_result>> insert_rows(const call_context& ctx,
                                             const std::vector<const item*>& rows,
                                             const std::vector<std::int64_t>& duplicate_of) {
-    const std::size_t size_index = size_index_for(rows.size());
-    std::vector<db::value> params;
-    params.reserve(insert_width * chunk_sizes[size_index]);
-    for (std::size_t k = 0; k < chunk_sizes[size_index]; ++k) {
-        const std::size_t i = k < rows.size() ? k : 0;
-        append_row(ctx, *rows[i], duplicate_of[i], params);
-    }
-    const std::string& sql = texts(ctx.kind).inserts[size_index];
     std::vector<row_result> results(rows.size());
     if (ctx.kind == db::dialect::mysql) {
-        auto n = ctx.c.exec(sql, params);
+        const std::size_t size_index = size_index_for(rows.size());
+        std::vector<db::value> params;
+        params.reserve(insert_width * chunk_sizes[size_index]);
+        for (std::size_t k = 0; k < chunk_sizes[size_index]; ++k) {
+            const std::size_t i = k < rows.size() ? k : 0;
+            append_row(ctx, *rows[i], duplicate_of[i], params);
+        }
+        auto n = ctx.c.exec(texts(ctx.kind).inserts[size_index], params);
         if (!n) return n.error().context(std::string(what) + ": insert");
     } else {
-        auto inserted = ctx.c.query(sql, params);
+        result<db::rows> inserted = db::rows{};
+        if (arrays(ctx)) {
+            inserted = ctx.c.query(pg_insert_sql, pg_insert_params(ctx, rows, duplicate_of));
+        } else {
+            const std::size_t size_index = size_index_for(rows.size());
+            std::vector<db::value> params;
+            params.reserve(insert_width * chunk_sizes[size_index]);
+            for (std::size_t k = 0; k < chunk_sizes[size_index]; ++k) {
+                const std::size_t i = k < rows.size() ? k : 0;
+                append_row(ctx, *rows[i], duplicate_of[i], params);
+            }
+            inserted = ctx.c.query(texts(ctx.kind).inserts[size_index], params);
+        }
         if (!inserted) return inserted.error().context(std::string(what) + ": insert");
+        std::unordered_map<std::string_view, std::size_t> by_key;
+        for (std::size_t i = 0; i < rows.size(); ++i) by_key.emplace(rows[i]->key, i);
         for (const db::row& r : inserted->data) {
             const std::string key = r.get_text(1).value_or("");
-            for (std::size_t i = 0; i < rows.size(); ++i) {
-                if (rows[i]->key != key) continue;
-                results[i] = {r.get_int(0).value_or(0), true, true};
-                break;
-            }
+            auto at = by_key.find(key);
+            if (at != by_key.end()) results[at->second] = {r.get_int(0).value_or(0), true, true};
         }
     }
     if (status s = look_up_rows(ctx, rows, results); !s) return s;
@@ -487,11 +694,11 @@ store_outcome outcome_of(const std::vector<plan>& plans, const std::vector<row_r
     return o;
 }
 
-// Stores items[0..n) (n is one of chunk_sizes) and appends their outcomes.
+// Stores items[0..n) and appends their outcomes. n is one of chunk_sizes, or on
+// PostgreSQL any number.
 status store_chunk(const call_context& ctx, const item* items, std::size_t n,
                    std::vector<store_outcome>& out) {
-    const std::size_t size_index = size_index_for(n);
-    auto near = find_neighbours(ctx, items, n, size_index);
+    auto near = find_neighbours(ctx, items, n);
     if (!near) return near.error();
     const std::vector<plan> plans = classify(ctx, items, n, *near);
     std::vector<row_result> results(n);
@@ -515,30 +722,96 @@ status run_control(db::connection& c, const char* sql) {
     return s ? s : s.context(std::string(what) + ": " + sql);
 }
 
-// Serialises instances storing copies of the same packet (PostgreSQL): one advisory lock
-// per (duck_id, message_id), taken in sorted order by one statement, held to commit.
-status lock_packets(const call_context& ctx, const std::vector<item>& items) {
-    std::vector<std::int64_t> keys;
-    keys.reserve(items.size());
+// The distinct packet buckets of the call, ascending.
+std::vector<std::uint32_t> lock_buckets(const std::vector<item>& items) {
+    std::vector<std::uint32_t> buckets;
+    buckets.reserve(items.size());
     for (const item& it : items) {
-        const digest d = sha256(it.record->duck_id + '\0' + it.record->message_id);
-        std::uint64_t k = 0;
-        for (std::size_t i = 0; i < 8; ++i) k = (k << 8) | d[i];
-        std::int64_t signed_key = 0;
-        std::memcpy(&signed_key, &k, sizeof k);
-        keys.push_back(signed_key);
+        buckets.push_back(packet_lock_bucket(it.record->duck_id, it.record->message_id));
     }
-    std::sort(keys.begin(), keys.end());
-    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-    std::string array = "{";
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-        array += (i == 0 ? "" : ",") + std::to_string(keys[i]);
-    }
-    array += "}";
-    auto r = ctx.c.query("select pg_advisory_xact_lock(k) from unnest(cast(? as bigint[])) as u(k)",
-                         {array});
-    return r ? status::ok() : r.error().context(std::string(what) + ": lock packets");
+    std::sort(buckets.begin(), buckets.end());
+    buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
+    return buckets;
 }
+
+std::int64_t whole_seconds_up(std::chrono::milliseconds ms) {
+    return std::max<std::int64_t>(1, (ms.count() + 999) / 1000);
+}
+
+// PostgreSQL: BEGIN, the session's guards for this transaction and the packet locks, in
+// one round trip. The bucket numbers are our own integers, so they are safe in the text.
+status begin_pgsql(const call_context& ctx, const std::vector<item>& items) {
+    std::string script = "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan";
+    const store_options& o = ctx.options;
+    if (o.statement_timeout.count() > 0) {
+        script += "; SET LOCAL statement_timeout = " + std::to_string(o.statement_timeout.count());
+    }
+    if (o.lock_timeout.count() > 0) {
+        script += "; SET LOCAL lock_timeout = " + std::to_string(o.lock_timeout.count());
+    }
+    if (ctx.window > 0) {
+        script += "; SELECT pg_advisory_xact_lock(" + std::to_string(pg_packet_lock_class) +
+                  ", k) FROM unnest('{";
+        const std::vector<std::uint32_t> buckets = lock_buckets(items);
+        for (std::size_t i = 0; i < buckets.size(); ++i) {
+            script += (i == 0 ? "" : ",") + std::to_string(buckets[i]);
+        }
+        script += "}'::int4[]) AS u(k)";
+    }
+    if (status s = ctx.c.execute_script(script); !s) return s.context(std::string(what) + ": begin");
+    return status::ok();
+}
+
+// MySQL: the packet locks (session locks, before the transaction: they must outlive its
+// COMMIT), then READ COMMITTED (every read sees rows other instances committed meanwhile
+// without locking reads, which could wait and deadlock), the timeouts and START TRANSACTION
+// in one round trip. `locked` tells the caller to release the locks, even after a failure.
+status begin_mysql(const call_context& ctx, const std::vector<item>& items, bool& locked) {
+    const store_options& o = ctx.options;
+    if (ctx.window > 0) {
+        const std::vector<std::uint32_t> buckets = lock_buckets(items);
+        const std::int64_t wait_s = o.lock_timeout.count() > 0 ? whole_seconds_up(o.lock_timeout)
+                                                               : default_mysql_lock_wait_s;
+        locked = true;
+        std::size_t done = 0;
+        for (std::size_t size : chunk_sizes) {
+            while (buckets.size() - done >= size) {
+                const std::size_t size_index = size_index_for(size);
+                std::vector<db::value> params;
+                for (std::size_t k = 0; k < size; ++k) {
+                    params.emplace_back(static_cast<std::int64_t>(buckets[done + k]));
+                    params.emplace_back(wait_s);
+                }
+                auto r = ctx.c.query(texts(ctx.kind).locks[size_index], params);
+                if (!r) return r.error().context(std::string(what) + ": lock packets");
+                if (r->empty() || r->data[0].get_int(0).value_or(0) != 1) {
+                    return status(errc::unavailable,
+                                  std::string(what) + ": lock packets: not granted within " +
+                                      std::to_string(wait_s) + " s; retry");
+                }
+                done += size;
+            }
+        }
+    }
+    std::string script = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
+    if (o.lock_timeout.count() > 0 || o.statement_timeout.count() > 0) {
+        script += "; SET SESSION innodb_lock_wait_timeout = ";
+        script += std::to_string(o.lock_timeout.count() > 0 ? whole_seconds_up(o.lock_timeout)
+                                                            : default_mysql_lock_wait_s);
+        if (o.statement_timeout.count() > 0) {
+            // MariaDB only (the /*M! ... */ comment is skipped by MySQL); 0 means no limit.
+            char seconds[32];
+            std::snprintf(seconds, sizeof seconds, "%.3f",
+                          static_cast<double>(o.statement_timeout.count()) / 1000.0);
+            script += std::string(" /*M!100108 , max_statement_time = ") + seconds + " */";
+        }
+    }
+    script += "; START TRANSACTION";
+    if (status s = ctx.c.execute_script(script); !s) return s.context(std::string(what) + ": begin");
+    return status::ok();
+}
+
+constexpr const char* mysql_release_sql = "SELECT RELEASE_ALL_LOCKS()";
 
 // Careful mode: the chunk under a savepoint; if the database refuses its data, each record
 // alone under its own savepoint, so that only the refused ones are left out.
@@ -574,7 +847,8 @@ status probe(const call_context& ctx, unix_seconds now) {
     r.duck_id = "opendms-probe";
     r.topic = "probe";
     r.message_id = "probe";
-    const item it{&r, new_uuid_v7(now * 1000), now, false};
+    static const std::string node = "probe";
+    const item it{&r, &node, new_uuid_v7(now * 1000), now, false, packet_of(r)};
     std::vector<store_outcome> ignored;
     if (status s = run_control(ctx.c, "SAVEPOINT central_probe"); !s) return s;
     status s = store_chunk(ctx, &it, 1, ignored);
@@ -585,12 +859,10 @@ status probe(const call_context& ctx, unix_seconds now) {
 
 status store_all(const call_context& ctx, const std::vector<item>& items, bool careful,
                  std::vector<store_outcome>& out) {
-    if (ctx.kind == db::dialect::pgsql && ctx.window > 0) {
-        if (status s = lock_packets(ctx, items); !s) return s;
-    }
     if (careful) {
         if (status s = probe(ctx, ctx.now); !s) return s;
     }
+    if (arrays(ctx) && !careful) return store_chunk(ctx, items.data(), items.size(), out);
     std::size_t done = 0;
     for (std::size_t size : chunk_sizes) {
         while (items.size() - done >= size) {
@@ -603,52 +875,73 @@ status store_all(const call_context& ctx, const std::vector<item>& items, bool c
     return status::ok();
 }
 
+status begin(const call_context& ctx, const std::vector<item>& items, bool& locked) {
+    switch (ctx.kind) {
+        case db::dialect::pgsql:
+            return begin_pgsql(ctx, items);
+        case db::dialect::mysql:
+            return begin_mysql(ctx, items, locked);
+        case db::dialect::sqlite:
+            break;
+    }
+    if (status s = ctx.c.begin(); !s) return s.context(std::string(what) + ": begin");
+    return status::ok();
+}
+
+// After a failure: the transaction is rolled back and, on MySQL, the packet locks are
+// released. A connection that cannot release them (yet is not lost, which frees them) must
+// not go back to the pool: the error then becomes errc::internal, which makes the caller
+// discard it.
+status abandon(const call_context& ctx, bool locked, status error) {
+    (void)ctx.c.rollback();
+    if (locked) {
+        if (status s = ctx.c.execute_script(mysql_release_sql); !s && !s.retryable()) {
+            return status(errc::internal, error.message() + "; and releasing the packet locks "
+                                                            "failed: " + s.message());
+        }
+    }
+    return error;
+}
+
 result<std::vector<store_outcome>> attempt(const call_context& ctx, const std::vector<item>& items,
                                            bool careful) {
     std::vector<store_outcome> out;
     out.reserve(items.size());
-    // MySQL: READ COMMITTED, so that every read sees rows other instances committed
-    // meanwhile (a uuid our INSERT waited for; mesh originals) without locking reads,
-    // which could wait and deadlock. PostgreSQL's default already is; SQLite has one writer.
-    if (ctx.kind == db::dialect::mysql) {
-        if (status s = ctx.c.execute_script("SET TRANSACTION ISOLATION LEVEL READ COMMITTED"); !s) {
-            return s.context(std::string(what) + ": set isolation");
-        }
-    }
-    if (status s = ctx.c.begin(); !s) {
-        (void)ctx.c.rollback();  // harmless when BEGIN itself did not open one
-        return s.context(std::string(what) + ": begin");
-    }
-    if (status s = store_all(ctx, items, careful, out); !s) {
-        (void)ctx.c.rollback();
-        return s;
-    }
-    if (status s = ctx.c.commit(); !s) {
-        (void)ctx.c.rollback();
-        return s.context(std::string(what) + ": commit");
-    }
+    bool locked = false;
+    if (status s = begin(ctx, items, locked); !s) return abandon(ctx, locked, s);
+    if (status s = store_all(ctx, items, careful, out); !s) return abandon(ctx, locked, s);
+    // MySQL: the packet locks go with the COMMIT, in the same round trip.
+    status s = locked ? ctx.c.execute_script(std::string("COMMIT; ") + mysql_release_sql)
+                      : ctx.c.commit();
+    if (!s) return abandon(ctx, locked, s.context(std::string(what) + ": commit"));
     return out;
 }
 
 }  // namespace
 
 result<std::vector<store_outcome>> store_records(db::connection& c,
-                                                 const std::vector<cluster_data>& records,
-                                                 const std::string& received_from, unix_seconds now,
-                                                 const store_options& options) {
-    if (records.empty()) return std::vector<store_outcome>{};
-    const std::vector<item> items = prepare_items(records, now);
-    const call_context ctx{c,
-                           c.kind(),
-                           received_from.empty() ? db::null() : db::value(received_from),
-                           format_sql_time(now),
+                                                 const std::vector<store_input>& inputs,
+                                                 unix_seconds now, const store_options& options) {
+    if (inputs.empty()) return std::vector<store_outcome>{};
+    const std::vector<item> items = prepare_items(inputs, now);
+    const call_context ctx{c,       c.kind(), format_sql_time(now),
                            std::max<std::int64_t>(options.mesh_window_s, 0),
-                           now};
+                           now,     options};
     auto r = attempt(ctx, items, false);
     // A refused value: the fast path cannot tell which record it was (and PostgreSQL has
     // aborted the transaction), so the call is redone with savepoints around each chunk.
     if (r || r.error().code() != errc::invalid_argument) return r;
     return attempt(ctx, items, true);
+}
+
+result<std::vector<store_outcome>> store_records(db::connection& c,
+                                                 const std::vector<cluster_data>& records,
+                                                 const std::string& received_from, unix_seconds now,
+                                                 const store_options& options) {
+    std::vector<store_input> inputs;
+    inputs.reserve(records.size());
+    for (const cluster_data& r : records) inputs.push_back({&r, &received_from});
+    return store_records(c, inputs, now, options);
 }
 
 }  // namespace opendms::central

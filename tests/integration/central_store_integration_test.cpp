@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -17,6 +19,7 @@
 
 #include "faulty_connection.hpp"
 #include "opendms/central/central_store.hpp"
+#include "opendms/central/pg_array.hpp"
 #include "opendms/db/database.hpp"
 #include "opendms/db/migrations.hpp"
 #include "opendms/timefmt.hpp"
@@ -147,6 +150,52 @@ client_run store_in_batches(db::connection& c, const std::vector<cluster_data>& 
         }
     }
     return run;
+}
+
+
+// Forwards every call to a real connection; `on_query` runs before each query() with its
+// SQL, so a test can look at the session (on `inner`, inside the store's transaction).
+class spy_connection final : public db::connection {
+public:
+    explicit spy_connection(db::connection& inner) : inner_(inner) {}
+
+    std::function<void(std::string_view sql)> on_query;
+
+    db::dialect kind() const noexcept override { return inner_.kind(); }
+    status execute_script(std::string_view sql) override { return inner_.execute_script(sql); }
+    result<std::int64_t> exec(std::string_view sql, const std::vector<db::value>& p) override {
+        return inner_.exec(sql, p);
+    }
+    result<db::rows> query(std::string_view sql, const std::vector<db::value>& p) override {
+        if (on_query) on_query(sql);
+        return inner_.query(sql, p);
+    }
+    result<std::int64_t> insert(std::string_view sql, const std::vector<db::value>& p) override {
+        return inner_.insert(sql, p);
+    }
+    status begin() override { return inner_.begin(); }
+    status commit() override { return inner_.commit(); }
+    status rollback() override { return inner_.rollback(); }
+    result<bool> table_exists(std::string_view t) override { return inner_.table_exists(t); }
+    result<bool> column_exists(std::string_view t, std::string_view c) override {
+        return inner_.column_exists(t, c);
+    }
+
+private:
+    db::connection& inner_;
+};
+
+bool is_neighbour_query(std::string_view sql) {
+    return sql.substr(0, 7) == "select " && sql.find("duplicate_of") != std::string_view::npos;
+}
+
+std::string mysql_bucket_lock(std::uint32_t bucket, int wait_s) {
+    return "select get_lock(concat('opendms.', left(database(), 40), '.', " +
+           std::to_string(bucket) + "), " + std::to_string(wait_s) + ")";
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 }  // namespace
@@ -390,25 +439,231 @@ TEST_CASE("two connections storing the same 500 records at once leave each exact
     }
 }
 
-TEST_CASE("on PostgreSQL two instances storing copies of the same packets keep one original",
+TEST_CASE("two instances storing copies of the same packets at once keep one original",
+          "[integration]") {
+    // Regression: on MySQL/MariaDB nothing serialised the two instances, so both could
+    // store their copy of a packet as an original.
+    const db::dialect d = each_server();
+    SECTION(db::dialect_name(d)) {
+        scratch_database s(d);
+        auto c = migrated(s);
+        auto other = s.connect();
+        const auto mine = batch(200, "P");
+        auto theirs = batch(200, "P");  // the same packets, heard by another node: new uuids
+        for (auto& r : theirs) r.created_at = *r.created_at + 5;
+        client_run a, b;
+        std::thread ta([&] { a = store_in_batches(*c, mine, 50, "node-a"); });
+        std::thread tb([&] { b = store_in_batches(*other, theirs, 50, "node-b"); });
+        ta.join();
+        tb.join();
+        REQUIRE(a.error.empty());
+        REQUIRE(b.error.empty());
+        CHECK(rows(*c) == 400);
+        auto originals =
+            query_ok(*c, "select count(*) from cluster_data where duplicate_of is null");
+        CHECK(originals[0].get_int(0) == 200);
+        CHECK(count_status(a.outcomes, store_status::mesh_duplicate) +
+                  count_status(b.outcomes, store_status::mesh_duplicate) ==
+              200);
+    }
+}
+
+TEST_CASE("array literals carry awkward text and NULLs through PostgreSQL unchanged",
           "[integration]") {
     scratch_database s(db::dialect::pgsql);
+    auto c = s.connect();
+    const std::vector<std::optional<std::string>> values = {
+        std::string("plain"), std::string("with \"quotes\" and \\ backslash"),
+        std::string("commas, {braces}"), std::string("NULL"), std::string(""), std::nullopt,
+        std::string("  leading and trailing spaces  "), std::string("tab\tnewline\n"),
+        std::string("Malay dan \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\xa6\x86")};
+    central::pg_array a;
+    for (const auto& v : values) a.add(v);
+    auto got = query_ok(*c, "select v from unnest(?::text[]) with ordinality as u(v, n) order by n",
+                        {a.take()});
+    REQUIRE(got.size() == values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        INFO(i);
+        CHECK(got[i].get_text(0) == values[i]);
+    }
+}
+
+TEST_CASE("every PostgreSQL store plans with its actual values and runs under the timeouts",
+          "[integration]") {
+    // Regression: the cached generic plan of the neighbour query, made while the table was
+    // small, was a sequential scan that every later batch repeated.
+    scratch_database s(db::dialect::pgsql);
+    auto c = migrated(s);
+    spy_connection spy(*c);
+    std::vector<std::string> seen;
+    spy.on_query = [&](std::string_view sql) {
+        if (!is_neighbour_query(sql)) return;
+        for (const char* name : {"plan_cache_mode", "statement_timeout", "lock_timeout"}) {
+            seen.push_back(query_ok(*c, std::string("show ") + name)[0].get_text(0).value());
+        }
+    };
+    store_options o;
+    o.statement_timeout = std::chrono::milliseconds(7000);
+    o.lock_timeout = std::chrono::milliseconds(3000);
+    for (int i = 0; i < 3; ++i) {
+        auto r = store_records(spy, batch(10, "T" + std::to_string(i)), "node-a", now, o);
+        INFO(r.error().to_string());
+        REQUIRE(r);
+    }
+    REQUIRE(seen.size() == 9);
+    for (std::size_t i = 0; i < seen.size(); i += 3) {
+        CHECK(seen[i] == "force_custom_plan");
+        CHECK(seen[i + 1] == "7s");
+        CHECK(seen[i + 2] == "3s");
+    }
+    // SET LOCAL: the session itself keeps its defaults.
+    CHECK(query_ok(*c, "show plan_cache_mode")[0].get_text(0) == "auto");
+}
+
+TEST_CASE("a 20000-record call holds at most 1024 packet locks and is stored",
+          "[integration]") {
+    // Regression: one advisory lock per distinct (duck_id, message_id) filled PostgreSQL's
+    // shared lock table ("out of shared memory") with large or concurrent batches.
+    scratch_database s(db::dialect::pgsql);
+    auto c = migrated(s);
+    spy_connection spy(*c);
+    std::int64_t held = -1;
+    spy.on_query = [&](std::string_view sql) {
+        if (!is_neighbour_query(sql) || held >= 0) return;
+        held = query_ok(*c,
+                        "select count(*) from pg_locks where locktype = 'advisory' and pid = "
+                        "pg_backend_pid()")[0]
+                   .get_int(0)
+                   .value();
+    };
+    std::vector<cluster_data> records;
+    for (int i = 0; i < 20000; ++i) {
+        records.push_back(record("BIG" + std::to_string(i % 500), "M" + std::to_string(i),
+                                 "p" + std::to_string(i), t0 + i % 3600));
+    }
+    auto r = store_records(spy, records, "node-a", now, store_options{});
+    INFO(r.error().to_string());
+    REQUIRE(r);
+    CHECK(count_status(*r, store_status::stored) == 20000);
+    CHECK(held > 900);
+    CHECK(held <= static_cast<std::int64_t>(central::packet_lock_buckets));
+    CHECK(rows(*c) == 20000);
+}
+
+TEST_CASE("a lock timeout is retryable and never makes a record refused",
+          "[integration][fault]") {
+    // Regression: PostgreSQL's 55P03 (lock_timeout) was classified as a data error, so a
+    // record waiting for a lock was answered "rejected" and its sender never retried it.
+    const db::dialect d = each_server();
+    SECTION(db::dialect_name(d)) {
+        scratch_database s(d);
+        auto c = migrated(s);
+        auto other = s.connect();
+        const auto records = batch(5);
+        // Another transaction holds the uuid of record 3 without committing: our INSERT
+        // must wait for it.
+        REQUIRE(other->begin());
+        REQUIRE(other->exec("insert into cluster_data (created_at, duck_id, topic, message_id, "
+                            "uuid) values (?, ?, ?, ?, ?)",
+                            {format_sql_time(t0), std::string("HOLD"), std::string("status"),
+                             std::string("H1H1"), *records[3].uuid}));
+        store_options o;
+        o.mesh_window_s = 0;
+        o.lock_timeout = std::chrono::milliseconds(1000);
+        o.statement_timeout = std::chrono::milliseconds(5000);
+        const auto t0_wait = std::chrono::steady_clock::now();
+        auto r = store_records(*c, records, "node-a", now, o);
+        const double waited = seconds_since(t0_wait);
+        REQUIRE_FALSE(r);
+        INFO(r.error().to_string());
+        CHECK(r.error().code() == errc::unavailable);
+        CHECK(waited < 4.5);
+        REQUIRE(other->rollback());
+        CHECK(rows(*c) == 0);
+        auto retry = store_ok(*c, records);
+        CHECK(count_status(retry, store_status::stored) == 5);
+    }
+}
+
+TEST_CASE("a read-only database is retryable and never makes a record refused",
+          "[integration][fault]") {
+    // Regression: 25006 (PostgreSQL) and 1792 (MariaDB) read-only errors, as on a standby
+    // after a failover, were data errors that made every record "rejected".
+    const db::dialect d = each_server();
+    SECTION(db::dialect_name(d)) {
+        scratch_database s(d);
+        auto c = migrated(s);
+        REQUIRE(c->execute_script(d == db::dialect::pgsql
+                                      ? "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
+                                      : "SET SESSION TRANSACTION READ ONLY"));
+        auto r = store_records(*c, batch(3), "node-a", now, store_options{});
+        REQUIRE_FALSE(r);
+        INFO(r.error().to_string());
+        CHECK(r.error().code() == errc::unavailable);
+        auto other = s.connect();
+        CHECK(rows(*other) == 0);
+    }
+}
+
+TEST_CASE("MySQL packet locks are released after a commit and after a failure",
+          "[integration][fault]") {
+    scratch_database s(db::dialect::mysql);
     auto c = migrated(s);
     auto other = s.connect();
-    const auto mine = batch(200, "P");
-    auto theirs = batch(200, "P");  // the same packets, heard by another node: new uuids
-    for (auto& r : theirs) r.created_at = *r.created_at + 5;
-    client_run a, b;
-    std::thread ta([&] { a = store_in_batches(*c, mine, 50, "node-a"); });
-    std::thread tb([&] { b = store_in_batches(*other, theirs, 50, "node-b"); });
-    ta.join();
-    tb.join();
-    REQUIRE(a.error.empty());
-    REQUIRE(b.error.empty());
-    CHECK(rows(*c) == 400);
-    auto originals = query_ok(*c, "select count(*) from cluster_data where duplicate_of is null");
-    CHECK(originals[0].get_int(0) == 200);
-    CHECK(count_status(a.outcomes, store_status::mesh_duplicate) +
-              count_status(b.outcomes, store_status::mesh_duplicate) ==
-          200);
+    const cluster_data r = record("LOCK0001", "L1L1", "x");
+    const std::uint32_t bucket = central::packet_lock_bucket(r.duck_id, r.message_id);
+    auto other_gets_bucket = [&] {
+        const bool got = query_ok(*other, mysql_bucket_lock(bucket, 0))[0].get_int(0) == 1;
+        query_ok(*other, "select release_all_locks()");
+        return got;
+    };
+    store_ok(*c, {r});
+    CHECK(other_gets_bucket());
+    // A failure at every step after the locks: each call leaves them released.
+    for (std::uint64_t n = 2;; ++n) {
+        INFO("fault at call " << n);
+        test::faulty_connection f(*c, test::fault{n, errc::unavailable, "server gone"});
+        auto out = store_records(f, {record("LOCK0001", "L1L1", "y", t0 + 1)}, "node-a", now,
+                                 store_options{});
+        CHECK(other_gets_bucket());
+        if (!f.fired()) {
+            REQUIRE(out);
+            break;
+        }
+        REQUIRE_FALSE(out);
+    }
+}
+
+TEST_CASE("a packet bucket held by another instance past the lock timeout is retryable",
+          "[integration][fault]") {
+    const db::dialect d = each_server();
+    SECTION(db::dialect_name(d)) {
+        scratch_database s(d);
+        auto c = migrated(s);
+        auto other = s.connect();
+        const cluster_data r = record("LOCK0002", "L2L2", "x");
+        const std::uint32_t bucket = central::packet_lock_bucket(r.duck_id, r.message_id);
+        if (d == db::dialect::pgsql) {
+            REQUIRE(other->begin());
+            query_ok(*other, "select pg_advisory_xact_lock(" +
+                                 std::to_string(central::pg_packet_lock_class) + ", " +
+                                 std::to_string(bucket) + ")");
+        } else {
+            REQUIRE(query_ok(*other, mysql_bucket_lock(bucket, 0))[0].get_int(0) == 1);
+        }
+        store_options o;
+        o.lock_timeout = std::chrono::milliseconds(1000);
+        const auto start = std::chrono::steady_clock::now();
+        auto out = store_records(*c, {r}, "node-a", now, o);
+        REQUIRE_FALSE(out);
+        INFO(out.error().to_string());
+        CHECK(out.error().code() == errc::unavailable);
+        CHECK(seconds_since(start) < 4.5);
+        if (d == db::dialect::pgsql) {
+            REQUIRE(other->rollback());
+        } else {
+            query_ok(*other, "select release_all_locks()");
+        }
+        CHECK(store_ok(*c, {r})[0].status == store_status::stored);
+    }
 }

@@ -5,6 +5,7 @@
 // tests/integration/central_store_integration_test.cpp.
 #include <catch2/catch.hpp>
 
+#include <cctype>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -15,6 +16,7 @@
 
 #include "faulty_connection.hpp"
 #include "opendms/central/central_store.hpp"
+#include "opendms/central/pg_array.hpp"
 #include "opendms/db/database.hpp"
 #include "opendms/db/migrations.hpp"
 #include "opendms/timefmt.hpp"
@@ -168,6 +170,58 @@ TEST_CASE("the derived uuid changes with each of its three inputs", "[unit]") {
     CHECK(derived_uuid("AB", "C", t0) != derived_uuid("A", "BC", t0));
 }
 
+// ---- PostgreSQL array literals ----------------------------------------------------------
+
+TEST_CASE("array literals quote every text, escape quotes and backslashes, and keep NULL apart",
+          "[unit]") {
+    central::pg_array a;
+    a.add(std::string_view("plain"));
+    a.add(std::string_view("with \"quotes\" and \\ backslash"));
+    a.add(std::string_view("commas, {braces} and spaces"));
+    a.add(std::string_view("NULL"));  // the word, not SQL NULL
+    a.add(std::string_view(""));
+    a.add_null();
+    a.add(std::optional<std::string>());
+    a.add(std::optional<std::string>("opt"));
+    a.add(std::string_view("Malay dan \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\xa6\x86"));
+    CHECK(a.size() == 9);
+    CHECK(a.take() ==
+          "{\"plain\",\"with \\\"quotes\\\" and \\\\ backslash\",\"commas, {braces} and "
+          "spaces\",\"NULL\",\"\",NULL,NULL,\"opt\",\"Malay dan \xe6\x97\xa5\xe6\x9c\xac "
+          "\xf0\x9f\xa6\x86\"}");
+    CHECK(a.size() == 0);  // take() leaves it empty, ready for the next statement
+    CHECK(a.take() == "{}");
+}
+
+TEST_CASE("array literals write integers bare, negative ones and NULLs included", "[unit]") {
+    central::pg_array a;
+    a.add(std::int64_t{0});
+    a.add(std::int64_t{-7});
+    a.add(std::optional<std::int64_t>());
+    a.add(std::optional<std::int64_t>(9223372036854775807LL));
+    CHECK(a.take() == "{0,-7,NULL,9223372036854775807}");
+}
+
+// ---- packet lock buckets ---------------------------------------------------------------
+
+TEST_CASE("packet lock buckets are fixed values below 1024 that every instance agrees on",
+          "[unit]") {
+    // FNV-1a 64 of "DUCK0001\0A1B2" modulo 1024 is 547 (computed in Python); pinned, because
+    // instances of different versions sharing one database must lock the same buckets.
+    CHECK(central::packet_lock_bucket("DUCK0001", "A1B2") ==
+          central::packet_lock_bucket("DUCK0001", "A1B2"));
+    CHECK(central::packet_lock_bucket("DUCK0001", "A1B2") == 547);
+    CHECK(central::packet_lock_bucket("AB", "C") != central::packet_lock_bucket("A", "BC"));
+    std::set<std::uint32_t> seen;
+    for (int i = 0; i < 5000; ++i) {
+        const std::uint32_t b =
+            central::packet_lock_bucket("DUCK" + std::to_string(i % 100), std::to_string(i));
+        CHECK(b < central::packet_lock_buckets);
+        seen.insert(b);
+    }
+    CHECK(seen.size() > 900);  // spread over the buckets, not a few of them
+}
+
 // ---- what a row holds ------------------------------------------------------------------
 
 TEST_CASE("a stored record keeps every field, its own time and the sending node", "[unit]") {
@@ -242,6 +296,42 @@ TEST_CASE("the same batch sent twice is stored once and the retry reports the sa
     for (std::size_t i = 0; i < records.size(); ++i) CHECK(second[i].id == first[i].id);
     CHECK(rows(d.c()) == 75);
     require_each_once(d.c(), records);
+}
+
+TEST_CASE("an upper-case uuid is stored lower-case and matches its lower-case retry", "[unit]") {
+    central_db d;
+    cluster_data r = record("DUCK0001", "A1B2", "x");
+    const std::string lower = *r.uuid;
+    std::string upper = lower;
+    for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    r.uuid = upper;
+    auto first = store_ok(d.c(), {r});
+    CHECK(first[0].status == store_status::stored);
+    CHECK(query_ok(d.c(), "select uuid from cluster_data")[0].get_text(0) == lower);
+    r.uuid = lower;  // the same UUID (RFC 9562: case does not matter), sent again
+    auto second = store_ok(d.c(), {r});
+    CHECK(second[0].status == store_status::duplicate);
+    CHECK(second[0].id == first[0].id);
+    r.uuid = upper;
+    CHECK(store_ok(d.c(), {r})[0].status == store_status::duplicate);
+    CHECK(rows(d.c()) == 1);
+}
+
+TEST_CASE("records of several nodes stored in one call keep each its own received_from",
+          "[unit]") {
+    central_db d;
+    const auto records = batch(3);
+    const std::string a = "node-a", b = "node-b", none;
+    std::vector<central::store_input> inputs = {
+        {&records[0], &a}, {&records[1], &b}, {&records[2], &none}};
+    auto out = store_records(d.c(), inputs, now, store_options{});
+    REQUIRE(out);
+    REQUIRE(out->size() == 3);
+    auto got = query_ok(d.c(), "select received_from from cluster_data order by id");
+    REQUIRE(got.size() == 3);
+    CHECK(got[0].get_text(0) == "node-a");
+    CHECK(got[1].get_text(0) == "node-b");
+    CHECK(got[2].is_null(0));
 }
 
 TEST_CASE("a uuid already stored under another time is still a duplicate", "[unit]") {

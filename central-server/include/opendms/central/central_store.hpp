@@ -18,34 +18,66 @@
 // duplicate_of = that original's id (the oldest such), so that it is kept (its path and hops
 // say which gateway heard it) but not counted twice. mesh_window_s <= 0 disables this.
 // Within one call, earlier records of the same call are visible (a copy later in the
-// batch is a duplicate of the first). On PostgreSQL, pg_advisory_xact_lock on a hash of
-// (duck_id, message_id) (locks taken in sorted order, one statement) serialises concurrent
-// instances that store copies of the same packet; on MySQL/SQLite this race is not closed
-// (two instances storing two copies of one packet in the same instant may keep both as
-// originals; docs/reliability notes).
+// batch is a duplicate of the first).
+//
+// Concurrent instances storing copies of one packet: a call first locks the packet buckets
+// of its records (packet_lock_bucket: FNV-1a of duck_id NUL message_id, modulo
+// packet_lock_buckets = 1024; deduplicated, taken in ascending order, so no deadlock), so
+// the second instance reads the neighbours only after the first has committed:
+//   - PostgreSQL: pg_advisory_xact_lock(pg_packet_lock_class, bucket), released by the
+//     commit or rollback. A bucket is held by one transaction at a time, so at most 1024
+//     such locks are held per database (plus one awaited per waiting call) however large
+//     and many the batches: the server's shared lock table (max_locks_per_transaction x
+//     max_connections entries) cannot run out ("out of shared memory");
+//   - MySQL/MariaDB: GET_LOCK('opendms.<database>.<bucket>'), session locks taken before
+//     START TRANSACTION and released with RELEASE_ALL_LOCKS() in the same round trip as
+//     the COMMIT (after a failure: after the ROLLBACK). A lock not granted within
+//     lock_timeout (default 50 s) fails the call with errc::unavailable;
+//   - SQLite has one writer at a time: nothing to lock.
+// The price: two concurrent calls whose records share a bucket run one after the other
+// (two 500-record batches nearly always do). mesh_window_s <= 0 takes no locks.
+//
+// Keys are stored lower-case: an upper-case uuid ("019C...") is the same UUID (RFC 9562)
+// and is stored, and matched against stored rows, as its lower-case form on every dialect.
 //
 // Columns written: every record column; created_at = the record's (or now); updated_at =
 // now; synced = NULL (not applicable on the central); synced_at = NULL; received_from =
-// the authenticated node; duplicate_of as above. Migration 2026_11_25_000008 adds
-// received_from and duplicate_of.
+// the node that delivered the record (NULL when empty); duplicate_of as above. Migration
+// 2026_11_25_000008 adds received_from and duplicate_of.
 //
-// Speed: rows are inserted with multi-row INSERTs (ON CONFLICT (uuid) DO NOTHING on
-// PostgreSQL and SQLite; ON DUPLICATE KEY UPDATE uuid = uuid on MySQL), in chunks of fixed
-// sizes (64, 8, 1) so that each connection caches at most a few statement texts; lookups
-// use `uuid IN (...)` in the same chunk sizes.
+// Speed: PostgreSQL stores a whole call with a fixed number of statements whatever its
+// size: one BEGIN script (plan_cache_mode = force_custom_plan, the timeouts and the packet
+// locks as SET LOCAL / one SELECT), one neighbour query joining unnest() of array
+// parameters (pg_array.hpp) with cluster_data, one `INSERT ... SELECT * FROM unnest(...)
+// ON CONFLICT (uuid) DO NOTHING RETURNING id, uuid` (a second one for copies of a packet
+// first seen in the same call, a lookup by `uuid = any(...)` for uuids stored by someone
+// else), COMMIT. force_custom_plan makes every execution plan with its actual arrays, so
+// no generic plan made while the table was small (a sequential scan) is reused. MySQL and
+// SQLite use multi-row INSERTs (ON DUPLICATE KEY UPDATE uuid = uuid on MySQL) and
+// `uuid IN (...)` lookups in chunks of fixed sizes (64, 8, 1) so that each connection
+// caches at most a few statement texts.
+//
+// Deadlines: statement_timeout and lock_timeout bound each statement on PostgreSQL
+// (SET LOCAL) and MariaDB (max_statement_time; innodb_lock_wait_timeout and the GET_LOCK
+// timeout on MySQL and MariaDB); a statement cut off by them fails with errc::unavailable,
+// the call is rolled back and may be retried.
 //
 // Failures: a record the database refuses as data (errc::invalid_argument on insert: too
-// long, not storable) is found by retrying that chunk row by row under SAVEPOINTs, and gets
-// outcome `refused` with the database's message; the others are stored. Any other error
-// (errc::unavailable: server down, deadlock; io_error) rolls back the whole call and is
-// returned: nothing of the batch is stored, the client retries it all.
+// long, not storable) is found by retrying the call in chunks (64, 8, 1) under SAVEPOINTs,
+// and gets outcome `refused` with the database's message (for the log: it is not meant for
+// the sender); the others are stored. Before that, a plain probe record must be storable,
+// or the fault is the database's (a missing table or column) and the call fails. Any other
+// error (errc::unavailable: server down, deadlock, timeout; io_error) rolls back the whole
+// call and is returned: nothing of the batch is stored, the client retries it all.
 //
 // Thread safety: one call at a time per connection (db_pool hands out connections).
 // The connection must not be inside a transaction.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "opendms/db/database.hpp"
@@ -56,7 +88,19 @@ namespace opendms::central {
 
 struct store_options {
     std::int64_t mesh_window_s = 600;
+    /// Longest any one statement may run (0: the server's default, normally none).
+    std::chrono::milliseconds statement_timeout{0};
+    /// Longest a statement may wait for a lock: a row, a packet bucket (0: the server's
+    /// default; 50 s for MySQL's packet buckets).
+    std::chrono::milliseconds lock_timeout{0};
 };
+
+/// The packet lock buckets (see above). Every instance sharing a database must agree on
+/// both, so they are part of the contract and never change.
+constexpr std::uint32_t packet_lock_buckets = 1024;
+constexpr std::int32_t pg_packet_lock_class = 0x6f646d73;  // "odms"
+/// FNV-1a (64 bit) of duck_id NUL message_id, modulo packet_lock_buckets.
+std::uint32_t packet_lock_bucket(std::string_view duck_id, std::string_view message_id) noexcept;
 
 enum class store_status {
     stored,          // a new row
@@ -79,11 +123,23 @@ struct store_outcome {
 std::string derived_uuid(const std::string& duck_id, const std::string& message_id,
                          unix_seconds created_at);
 
+/// One record to store and the node that delivered it; both borrowed for the call.
+struct store_input {
+    const cluster_data* record = nullptr;
+    const std::string* received_from = nullptr;
+};
+
 /// Stores `records` (already validated) in one transaction; one outcome per record, in
 /// order. `received_from`: the authenticated node name. `now`: the time of the request.
 result<std::vector<store_outcome>> store_records(db::connection& c,
                                                  const std::vector<cluster_data>& records,
                                                  const std::string& received_from,
+                                                 unix_seconds now, const store_options& options);
+
+/// The same for records delivered by several nodes (requests stored together, see
+/// store_group.hpp): each row's received_from is its input's.
+result<std::vector<store_outcome>> store_records(db::connection& c,
+                                                 const std::vector<store_input>& inputs,
                                                  unix_seconds now, const store_options& options);
 
 }  // namespace opendms::central
