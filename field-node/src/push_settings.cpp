@@ -100,7 +100,7 @@ push_protocol read_protocol(config::setting_reader& r) {
 std::optional<http_proxy> proxy_for(const http_endpoint& endpoint, config::setting_reader& r) {
     std::string variable;
     const std::string url = first_set(r, {"HTTPS_PROXY", "https_proxy"}, variable);
-    if (url.empty() || is_loopback_host(endpoint.host)) return std::nullopt;
+    if (url.empty()) return std::nullopt;
     std::string no_variable;
     const std::string no_proxy = first_set(r, {"NO_PROXY", "no_proxy"}, no_variable);
     if (no_proxy_matches(no_proxy, endpoint.host)) return std::nullopt;

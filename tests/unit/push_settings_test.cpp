@@ -151,7 +151,7 @@ TEST_CASE("plain http is refused for a remote central unless CENTRAL_DMS_ALLOW_H
     }
 }
 
-TEST_CASE("HTTPS_PROXY is used unless NO_PROXY names the central or it is loopback", "[unit]") {
+TEST_CASE("HTTPS_PROXY is used unless NO_PROXY names the central", "[unit]") {
     push_options o = load_ok(with(hybrid, {{"HTTPS_PROXY", "http://user:pw@proxy.lan:3128/"}}));
     REQUIRE(o.client.proxy);
     CHECK(o.client.proxy->host == "proxy.lan");
@@ -173,7 +173,8 @@ TEST_CASE("HTTPS_PROXY is used unless NO_PROXY names the central or it is loopba
     CHECK(load_ok(with(hybrid, {{"HTTPS_PROXY", "http://proxy.lan:3128"}, {"NO_PROXY", "ample.org"}}))
               .client.proxy);
     CHECK_FALSE(load_ok(with(hybrid, {{"CENTRAL_DMS_URL", "https://127.0.0.1:8443"},
-                                      {"HTTPS_PROXY", "http://proxy.lan:3128"}}))
+                                      {"HTTPS_PROXY", "http://proxy.lan:3128"},
+                                      {"no_proxy", "localhost,127.0.0.1"}}))
                     .client.proxy);
     config::problem p = only_problem(with(hybrid, {{"HTTPS_PROXY", "socks5://proxy.lan:1080"}}));
     CHECK(p.variable == "HTTPS_PROXY");

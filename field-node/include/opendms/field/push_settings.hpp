@@ -60,8 +60,9 @@ struct push_options {
 /// `enabled` stays false.
 push_options load_push_options(config::setting_reader& r, const config::settings& common);
 
-/// The proxy for `endpoint` from HTTPS_PROXY/https_proxy and NO_PROXY/no_proxy, or none.
-/// A loopback central never goes through a proxy. A proxy URL that is not
+/// The proxy for `endpoint` from HTTPS_PROXY/https_proxy and NO_PROXY/no_proxy, or none
+/// (as curl reads them; list a loopback central in NO_PROXY to bypass the proxy). A proxy
+/// URL that is not
 /// http://[user:password@]host[:port][/] is a problem on its variable.
 std::optional<http_proxy> proxy_for(const http_endpoint& endpoint, config::setting_reader& r);
 
