@@ -122,12 +122,22 @@ constexpr std::size_t insert_width = 16;
 
 // PostgreSQL: one statement each, whatever the number of records (arrays as parameters).
 // (duck_id, message_id) pairs are distinct, so each row comes back at most once.
+// The rows of each key are a LATERAL subquery kept apart by OFFSET 0, so they are looked
+// up key by key, never joined: as a plain join the planner (costing pages as if read from
+// disk) hashed the keys and scanned the whole table for every batch until it held a few
+// hundred thousand rows. The subquery has only the two equalities, so no index but those
+// on duck_id can serve it (with the time range in it, the planner chose the created_at
+// index on a young table and walked every row of the window for each key: 0.5 s a
+// batch); the time range filters its few rows (a MessageID recurs about once in 1.7
+// million messages of a device).
 constexpr const char* pg_neighbours_sql =
     "select c.id, c.uuid, c.duck_id, c.message_id, c.payload, c.payload_encoding, "
     "c.created_at, c.duplicate_of "
     "from unnest(?::text[], ?::text[], ?::timestamp[], ?::timestamp[]) as k(duck_id, "
-    "message_id, lo, hi) join cluster_data c on c.duck_id = k.duck_id and c.message_id = "
-    "k.message_id and c.created_at >= k.lo and c.created_at <= k.hi";
+    "message_id, lo, hi) cross join lateral (select id, uuid, duck_id, message_id, payload, "
+    "payload_encoding, created_at, duplicate_of from cluster_data where duck_id = k.duck_id "
+    "and message_id = k.message_id offset 0) c where c.created_at >= k.lo and c.created_at "
+    "<= k.hi";
 constexpr const char* pg_insert_sql =
     "insert into cluster_data (created_at, updated_at, duck_id, topic, message_id, payload, "
     "payload_encoding, path, origin, destination, hops, duck_type, uuid, source_node, "
@@ -141,7 +151,8 @@ constexpr const char* pg_insert_sql =
     "origin, destination, hops, duck_type, uuid, source_node, received_from, duplicate_of) "
     "on conflict (uuid) do nothing returning id, uuid";
 constexpr const char* pg_lookup_sql =
-    "select id, uuid, created_at from cluster_data where uuid = any(?::text[])";
+    "select c.id, c.uuid, c.created_at from unnest(?::text[]) as k(uuid) cross join lateral "
+    "(select id, uuid, created_at from cluster_data where uuid = k.uuid offset 0) c";
 
 std::string build_neighbour_sql(std::size_t n) {
     std::string s =

@@ -159,7 +159,7 @@ class spy_connection final : public db::connection {
 public:
     explicit spy_connection(db::connection& inner) : inner_(inner) {}
 
-    std::function<void(std::string_view sql)> on_query;
+    std::function<void(std::string_view sql, const std::vector<db::value>& params)> on_query;
 
     db::dialect kind() const noexcept override { return inner_.kind(); }
     status execute_script(std::string_view sql) override { return inner_.execute_script(sql); }
@@ -167,7 +167,7 @@ public:
         return inner_.exec(sql, p);
     }
     result<db::rows> query(std::string_view sql, const std::vector<db::value>& p) override {
-        if (on_query) on_query(sql);
+        if (on_query) on_query(sql, p);
         return inner_.query(sql, p);
     }
     result<std::int64_t> insert(std::string_view sql, const std::vector<db::value>& p) override {
@@ -496,7 +496,7 @@ TEST_CASE("every PostgreSQL store plans with its actual values and runs under th
     auto c = migrated(s);
     spy_connection spy(*c);
     std::vector<std::string> seen;
-    spy.on_query = [&](std::string_view sql) {
+    spy.on_query = [&](std::string_view sql, const std::vector<db::value>&) {
         if (!is_neighbour_query(sql)) return;
         for (const char* name : {"plan_cache_mode", "statement_timeout", "lock_timeout"}) {
             seen.push_back(query_ok(*c, std::string("show ") + name)[0].get_text(0).value());
@@ -520,6 +520,55 @@ TEST_CASE("every PostgreSQL store plans with its actual values and runs under th
     CHECK(query_ok(*c, "show plan_cache_mode")[0].get_text(0) == "auto");
 }
 
+TEST_CASE("the neighbour query probes an index per packet, never scans the table or the window",
+          "[integration]") {
+    // Regressions: as a plain join of unnest() with cluster_data, the planner chose a hash
+    // join over a sequential scan of the whole table for every batch of 500 until the table
+    // held a few hundred thousand rows (benchmark: most of PostgreSQL's CPU); with the time
+    // range among the subquery's conditions it chose the created_at index on a young,
+    // never analysed table and read every row of the window for each key (0.5 s a batch).
+    const bool young = GENERATE(true, false);
+    SECTION(young ? "a young table, never analysed" : "50000 rows, analysed") {
+        scratch_database s(db::dialect::pgsql);
+        auto c = migrated(s);
+        if (young) {
+            REQUIRE(c->execute_script(
+                "alter table cluster_data set (autovacuum_enabled = false)"));
+        }
+        // Rows inside every record's mesh window: a time index would have to read them all.
+        REQUIRE(c->execute_script(
+            "insert into cluster_data (created_at, updated_at, duck_id, topic, message_id, "
+            "payload, uuid) select timestamp '2026-02-27 10:00:00' + (g % 600) * interval '1 "
+            "second', timestamp '2026-02-27 10:00:00', 'D' || (g % 100), 'status', to_hex(g), "
+            "'p', gen_random_uuid()::text from generate_series(1, " +
+            std::string(young ? "2500" : "50000") + ") g"));
+        if (!young) REQUIRE(c->execute_script("analyze cluster_data"));
+        spy_connection spy(*c);
+        std::string sql;
+        std::vector<db::value> params;
+        spy.on_query = [&](std::string_view q, const std::vector<db::value>& p) {
+            if (is_neighbour_query(q) && sql.empty()) {
+                sql = std::string(q);
+                params = p;
+            }
+        };
+        REQUIRE(store_records(spy, batch(500), "node-a", now, store_options{}));
+        REQUIRE_FALSE(sql.empty());
+        std::string plan;
+        for (const db::row& r : query_ok(*c, "explain " + sql, params).data) {
+            plan += r.get_text(0).value_or("") + "\n";
+        }
+        INFO(plan);
+        CHECK(plan.find("Seq Scan on cluster_data") == std::string::npos);
+        CHECK(plan.find("Hash Join") == std::string::npos);
+        CHECK(plan.find("cluster_data_created_at_index") == std::string::npos);
+        if (!young) {
+            CHECK(plan.find("Index Scan using cluster_data_duck_id_message_id_created_at_index") !=
+                  std::string::npos);
+        }
+    }
+}
+
 TEST_CASE("a 20000-record call holds at most 1024 packet locks and is stored",
           "[integration]") {
     // Regression: one advisory lock per distinct (duck_id, message_id) filled PostgreSQL's
@@ -528,7 +577,7 @@ TEST_CASE("a 20000-record call holds at most 1024 packet locks and is stored",
     auto c = migrated(s);
     spy_connection spy(*c);
     std::int64_t held = -1;
-    spy.on_query = [&](std::string_view sql) {
+    spy.on_query = [&](std::string_view sql, const std::vector<db::value>&) {
         if (!is_neighbour_query(sql) || held >= 0) return;
         held = query_ok(*c,
                         "select count(*) from pg_locks where locktype = 'advisory' and pid = "

@@ -47,13 +47,14 @@
 //
 // Speed: PostgreSQL stores a whole call with a fixed number of statements whatever its
 // size: one BEGIN script (plan_cache_mode = force_custom_plan, the timeouts and the packet
-// locks as SET LOCAL / one SELECT), one neighbour query joining unnest() of array
-// parameters (pg_array.hpp) with cluster_data, one `INSERT ... SELECT * FROM unnest(...)
-// ON CONFLICT (uuid) DO NOTHING RETURNING id, uuid` (a second one for copies of a packet
-// first seen in the same call, a lookup by `uuid = any(...)` for uuids stored by someone
-// else), COMMIT. force_custom_plan makes every execution plan with its actual arrays, so
-// no generic plan made while the table was small (a sequential scan) is reused. MySQL and
-// SQLite use multi-row INSERTs (ON DUPLICATE KEY UPDATE uuid = uuid on MySQL) and
+// locks as SET LOCAL / one SELECT); one neighbour query over unnest() of array parameters
+// (pg_array.hpp), one index probe of cluster_data per (duck_id, message_id) (a LATERAL
+// subquery behind OFFSET 0, so the planner cannot turn it into a scan of the table);
+// one `INSERT ... SELECT FROM unnest(...) ON CONFLICT (uuid) DO NOTHING RETURNING id,
+// uuid` (a second one for copies of a packet first seen in the same call; an index lookup
+// per uuid that someone else stored); COMMIT. force_custom_plan plans every execution with
+// its actual arrays, so no generic plan made while the table was small is reused. MySQL
+// and SQLite use multi-row INSERTs (ON DUPLICATE KEY UPDATE uuid = uuid on MySQL) and
 // `uuid IN (...)` lookups in chunks of fixed sizes (64, 8, 1) so that each connection
 // caches at most a few statement texts.
 //
