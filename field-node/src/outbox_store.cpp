@@ -96,17 +96,32 @@ result<std::int64_t> outbox_store::demote(unix_seconds cutoff) {
     return n;
 }
 
-result<std::vector<outbox_item>> outbox_store::next_batch(std::size_t max) {
+result<std::vector<outbox_item>> outbox_store::next_batch(std::size_t max,
+                                                         const std::vector<std::int64_t>& skip) {
     std::vector<outbox_item> items;
     if (max == 0) return items;
+    // Two texts per lane (with and without the rows to skip), each cached once.
     static const std::string live = std::string(batch_sql_head) + "order by o.id desc limit ?";
     static const std::string backlog = std::string(batch_sql_head) + "order by o.id limit ?";
-    auto rows = c_.query(live, {std::int64_t{0}, static_cast<std::int64_t>(max)});
+    static const std::string skipping =
+        "and o.id not in (select value from json_each(?)) ";
+    static const std::string live_skip = std::string(batch_sql_head) + skipping + "order by o.id desc limit ?";
+    static const std::string backlog_skip = std::string(batch_sql_head) + skipping + "order by o.id limit ?";
+    const std::string skip_ids = id_array(skip.size(), [&](std::size_t i) { return skip[i]; });
+    auto fetch = [&](int lane, std::size_t n) {
+        if (skip.empty()) {
+            return c_.query(lane == 0 ? live : backlog,
+                            {std::int64_t{lane}, static_cast<std::int64_t>(n)});
+        }
+        return c_.query(lane == 0 ? live_skip : backlog_skip,
+                        {std::int64_t{lane}, skip_ids, static_cast<std::int64_t>(n)});
+    };
+    auto rows = fetch(0, max);
     if (!rows) return rows.error().context(std::string(what) + ".next_batch (live)");
     items.reserve(std::min<std::size_t>(max, 1024));
     for (const db::row& r : rows->data) items.push_back(item_of(r));
     if (items.size() < max) {
-        rows = c_.query(backlog, {std::int64_t{1}, static_cast<std::int64_t>(max - items.size())});
+        rows = fetch(1, max - items.size());
         if (!rows) return rows.error().context(std::string(what) + ".next_batch (backlog)");
         for (const db::row& r : rows->data) items.push_back(item_of(r));
     }

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <random>
 
 #include "opendms/clock.hpp"
@@ -32,13 +33,17 @@ result<std::unique_ptr<push_service>> push_service::open(const field_settings& s
     auto c = db::open(s.common.db);
     if (!c) return c.error().context("push: open the database");
     svc->connection_ = std::move(*c);
-    auto client = https_client::create(s.push.client);
-    if (!client) return client.error().context("CENTRAL_DMS_CA_FILE");
-    svc->client_ = std::move(*client);
+    std::vector<http_transport*> transports;
+    for (std::size_t i = 0; i < std::max<std::size_t>(1, s.push.concurrency); ++i) {
+        auto client = https_client::create(s.push.client);
+        if (!client) return client.error().context("CENTRAL_DMS_CA_FILE");
+        transports.push_back(client->get());
+        svc->clients_.push_back(std::move(*client));
+    }
     auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
     auto unit = [rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(*rng); };
-    svc->pusher_ = std::make_unique<pusher>(s.push, *svc->connection_, real_clock(), *svc->client_,
-                                            unit);
+    svc->pusher_ = std::make_unique<pusher>(s.push, *svc->connection_, real_clock(),
+                                            std::move(transports), unit);
     if (status st = svc->pusher_->open(); !st) return st.context("push");
     return svc;
 }
@@ -46,7 +51,7 @@ result<std::unique_ptr<push_service>> push_service::open(const field_settings& s
 push_service::~push_service() {
     stop();
     pusher_.reset();
-    client_.reset();
+    clients_.clear();
     connection_.reset();
     if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }

@@ -151,6 +151,7 @@ push_options load_push_options(config::setting_reader& r, const config::settings
     for (long long ms : backoff) o.backoff.emplace_back(ms);
     o.jitter = r.decimal("CENTRAL_DMS_JITTER", 0.2, 0.0, 1.0);
     o.batch_size = static_cast<std::size_t>(r.integer("CENTRAL_DMS_BATCH_SIZE", 500, 1, 10'000));
+    o.concurrency = static_cast<std::size_t>(r.integer("CENTRAL_DMS_CONCURRENCY", 2, 1, 8));
     o.max_rate = r.decimal("CENTRAL_DMS_MAX_RATE", 0.0, 0.0, 1'000'000.0);
     o.protocol = read_protocol(r);
     o.live_window_s = r.integer("CENTRAL_DMS_LIVE_WINDOW", 60, 0, 86'400);
@@ -194,6 +195,7 @@ void describe_push(const push_options& o, const config::env_map& env,
     line("CENTRAL_DMS_BACKOFF", backoff);
     line("CENTRAL_DMS_JITTER", config::format_seconds(static_cast<long long>(o.jitter * 1000)));
     line("CENTRAL_DMS_BATCH_SIZE", std::to_string(o.batch_size));
+    line("CENTRAL_DMS_CONCURRENCY", std::to_string(o.concurrency));
     line("CENTRAL_DMS_MAX_RATE",
          o.max_rate > 0 ? config::format_seconds(static_cast<long long>(o.max_rate * 1000)) : "0 (no cap)");
     line("CENTRAL_DMS_PROTOCOL", push_protocol_name(o.protocol));

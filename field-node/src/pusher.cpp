@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <stdexcept>
 #include <utility>
 
 #include "opendms/config/settings.hpp"
@@ -29,16 +30,30 @@ struct pusher::round {
 
 pusher::pusher(push_options options, db::connection& c, const clock& clk, http_transport& client,
                std::function<double()> random_unit)
+    : pusher(std::move(options), c, clk, std::vector<http_transport*>{&client},
+             std::move(random_unit)) {}
+
+pusher::pusher(push_options options, db::connection& c, const clock& clk,
+               std::vector<http_transport*> clients, std::function<double()> random_unit)
     : options_(std::move(options)),
       c_(c),
       clock_(clk),
-      client_(client),
+      clients_(std::move(clients)),
+      slot_busy_(clients_.size(), false),
       random_unit_(std::move(random_unit)),
       outbox_(c, clk),
       schedule_{options_.backoff, options_.jitter},
       pacer_(options_.max_rate),
       token_(options_.token),
-      batch_limit_(std::max<std::size_t>(1, options_.batch_size)) {}
+      batch_limit_(std::max<std::size_t>(1, options_.batch_size)) {
+    if (clients_.empty()) throw std::invalid_argument("pusher: no transport");  // a bug
+}
+
+pusher::~pusher() {
+    for (flight& f : flights_) {
+        if (f.answer.valid()) f.answer.wait();
+    }
+}
 
 status pusher::open() {
     auto st = outbox_.load_state();
@@ -111,9 +126,14 @@ std::vector<std::pair<std::string, std::string>> pusher::headers(bool batch, boo
 }
 
 void pusher::record_wire_counts() {
-    const wire_counts w = client_.counts();
-    state_.bytes_sent = wire_base_sent_ + static_cast<std::int64_t>(w.bytes_sent);
-    state_.bytes_received = wire_base_received_ + static_cast<std::int64_t>(w.bytes_received);
+    std::int64_t sent = 0, received = 0;
+    for (const http_transport* t : clients_) {
+        const wire_counts w = t->counts();
+        sent += static_cast<std::int64_t>(w.bytes_sent);
+        received += static_cast<std::int64_t>(w.bytes_received);
+    }
+    state_.bytes_sent = wire_base_sent_ + sent;
+    state_.bytes_received = wire_base_received_ + received;
 }
 
 status pusher::settle(round& r) {
@@ -153,7 +173,23 @@ result<step_result> pusher::on_success(round& r, std::int64_t now_ms) {
 
 result<step_result> pusher::on_failure(round& r, const std::string& error, answer_kind kind,
                                        std::optional<std::chrono::milliseconds> retry_after,
-                                       std::int64_t now_ms) {
+                                       std::int64_t now_ms, bool counts) {
+    for (outbox_item& it : r.items) {
+        bool settled = false;
+        for (const outbox_item* d : r.outcome.delivered) settled = settled || d == &it;
+        for (const auto& p : r.outcome.parked) settled = settled || p.first == &it;
+        if (!settled) r.outcome.failed.push_back(&it);
+    }
+    r.outcome.error = error;
+    if (!counts) {
+        // A request sent before the failure that set the backoff: the same attempt.
+        OPENDMS_LOG(info, component, "push failed as well (" << error << "); "
+                                         << r.outcome.failed.size() << " record(s) kept");
+        r.outcome.next_attempt_at = state_.next_attempt_at;
+        if (status s = settle(r); !s) return s;
+        return step_result{step_result::sent, std::max(next_attempt_ms_, now_ms)};
+    }
+    ++attempt_;
     const int failures = static_cast<int>(std::min<std::int64_t>(state_.consecutive_failures + 1, 1 << 30));
     const std::chrono::milliseconds delay =
         retry_delay(schedule_, failures, retry_after, random_unit_());
@@ -163,8 +199,7 @@ result<step_result> pusher::on_failure(round& r, const std::string& error, answe
     state_.last_error = error;
     state_.next_attempt_at = (next_attempt_ms_ + 999) / 1000;
     ++stats_.failed_attempts;
-    const std::string when = "; " + std::to_string(r.items.size() - r.outcome.delivered.size() -
-                                                   r.outcome.parked.size()) +
+    const std::string when = "; " + std::to_string(r.outcome.failed.size()) +
                              " record(s) kept, next attempt in " + seconds_text(delay.count()) +
                              (retry_after ? " (Retry-After)" : "");
     if (kind == answer_kind::auth_refused) {
@@ -183,30 +218,65 @@ result<step_result> pusher::on_failure(round& r, const std::string& error, answe
         OPENDMS_LOG(warning, component,
                     "push failed (" << failures << " in a row): " << error << when);
     }
-    r.outcome.error = error;
     r.outcome.next_attempt_at = state_.next_attempt_at;
-    for (outbox_item& it : r.items) {
-        bool settled = false;
-        for (const outbox_item* d : r.outcome.delivered) settled = settled || d == &it;
-        for (const auto& p : r.outcome.parked) settled = settled || p.first == &it;
-        if (!settled) r.outcome.failed.push_back(&it);
-    }
     if (status s = settle(r); !s) return s;
     return step_result{step_result::sent, next_attempt_ms_};
 }
 
-result<step_result> pusher::send_batch(std::vector<outbox_item>& items, std::int64_t now_ms) {
+status pusher::launch_batches(std::int64_t now_ms, std::int64_t& pace_wait_ms) {
+    bool prepared = false;
+    while (flights_.size() < clients_.size() && now_ms >= next_attempt_ms_ &&
+           current_protocol() == push_protocol::batch) {
+        const std::size_t limit = pacer_.max_batch(batch_limit_);
+        if (std::int64_t wait = pacer_.wait_ms(now_ms, limit); wait > 0) {
+            pace_wait_ms = wait;
+            break;
+        }
+        if (!prepared) {
+            auto demoted = outbox_.demote(now_ms / 1000 - options_.live_window_s);
+            if (!demoted) return demoted.error();
+            refresh_token();
+            prepared = true;
+        }
+        std::vector<std::int64_t> in_flight;
+        for (const flight& f : flights_) {
+            for (const outbox_item& it : f.items) in_flight.push_back(it.outbox_id);
+        }
+        auto items = outbox_.next_batch(limit, in_flight);
+        if (!items) return items.error();
+        if (items->empty()) break;
+        pacer_.sent(now_ms, items->size());
+
+        http_post post;
+        post.path = ingest_path;
+        post.body = encode_batch(*items);
+        const bool gzip = options_.gzip_level > 0;
+        if (gzip) post.body = gzip_compress(post.body, options_.gzip_level);
+        post.headers = headers(true, gzip);
+        flight f;
+        f.items = std::move(*items);
+        f.attempt = attempt_;
+        while (slot_busy_[f.slot]) ++f.slot;
+        slot_busy_[f.slot] = true;
+        http_transport* t = clients_[f.slot];
+        // One transport: the request runs in finish (on this thread); several: each on its
+        // own thread while this one prepares and settles the others.
+        f.answer = std::async(clients_.size() > 1 ? std::launch::async : std::launch::deferred,
+                              [t, p = std::move(post)] { return t->post(p); });
+        ++stats_.requests;
+        flights_.push_back(std::move(f));
+    }
+    return status::ok();
+}
+
+result<step_result> pusher::finish_batch(flight& f, result<http_answer> answer) {
+    std::vector<outbox_item>& items = f.items;
+    const std::int64_t now_ms = clock_.now_ms();
+    const bool counts = f.attempt == attempt_;
     round r{items, {}};
-    http_post post;
-    post.path = ingest_path;
-    post.body = encode_batch(items);
-    const bool gzip = options_.gzip_level > 0;
-    if (gzip) post.body = gzip_compress(post.body, options_.gzip_level);
-    post.headers = headers(true, gzip);
-    ++stats_.requests;
-    auto answer = client_.post(post);
     if (!answer) {
-        return on_failure(r, answer.error().message(), answer_kind::retry_later, std::nullopt, now_ms);
+        return on_failure(r, answer.error().message(), answer_kind::retry_later, std::nullopt, now_ms,
+                          counts);
     }
     const answer_kind kind = classify_answer(answer->status, true);
     const auto retry_after = answer->retry_after
@@ -236,17 +306,19 @@ result<step_result> pusher::send_batch(std::vector<outbox_item>& items, std::int
                 batch_limit_ = std::max<std::size_t>(1, options_.batch_size);
                 return on_success(r, now_ms);
             }
-            batch_limit_ = std::max<std::size_t>(1, items.size() / 2);
-            ++stats_.splits;
-            OPENDMS_LOG(notice, component,
-                        "the central server refused " << items.size() << " records in one request (413); "
-                                                      << "sending at most " << batch_limit_ << " from now on");
-            return step_result{step_result::sent, clock_.now_ms()};
+            if (items.size() / 2 < batch_limit_) {  // requests sent together halve it once
+                batch_limit_ = std::max<std::size_t>(1, items.size() / 2);
+                ++stats_.splits;
+                OPENDMS_LOG(notice, component,
+                            "the central server refused " << items.size() << " records in one request (413); "
+                                                          << "sending at most " << batch_limit_ << " from now on");
+            }
+            return step_result{step_result::sent, now_ms};
         case answer_kind::batch_unsupported:
             break;
         default:
             return on_failure(r, reason_from_answer(answer->status, answer->body), kind, retry_after,
-                              now_ms);
+                              now_ms, counts);
     }
     // A 2xx without per-record results, or 400/415/422 for the batch as a whole: the
     // central does not know the batch form (the Laravel seed answers 422 "The duck id field
@@ -255,17 +327,19 @@ result<step_result> pusher::send_batch(std::vector<outbox_item>& items, std::int
     if (options_.protocol == push_protocol::batch) {
         return on_failure(r, "the central server does not take batches (" + why +
                                  "); unset CENTRAL_DMS_PROTOCOL=batch to fall back to single records",
-                          answer_kind::misdirected, std::nullopt, now_ms);
+                          answer_kind::misdirected, std::nullopt, now_ms, counts);
     }
-    OPENDMS_LOG(notice, component,
-                "the central server does not take batches (" << why
-                                                             << "): sending one record per request "
-                                                                "(the seed's form); batches are tried "
-                                                                "again in an hour");
-    state_.protocol = "single";
-    batch_recheck_ms_ = now_ms + batch_recheck_interval_ms;
-    if (status s = outbox_.save_state(state_); !s) return s;
-    return step_result{step_result::sent, clock_.now_ms()};
+    if (state_.protocol != std::optional<std::string>("single") || now_ms >= batch_recheck_ms_) {
+        OPENDMS_LOG(notice, component,
+                    "the central server does not take batches ("
+                        << why
+                        << "): sending one record per request (the seed's form); batches are "
+                           "tried again in an hour");
+        state_.protocol = "single";
+        batch_recheck_ms_ = now_ms + batch_recheck_interval_ms;
+        if (status s = outbox_.save_state(state_); !s) return s;
+    }
+    return step_result{step_result::sent, now_ms};
 }
 
 result<step_result> pusher::send_singles(std::vector<outbox_item>& items, std::int64_t now_ms) {
@@ -276,7 +350,7 @@ result<step_result> pusher::send_singles(std::vector<outbox_item>& items, std::i
         post.body = encode_single(it.record);
         post.headers = headers(false, false);
         ++stats_.requests;
-        auto answer = client_.post(post);
+        auto answer = clients_.front()->post(post);
         if (!answer) {
             return on_failure(r, answer.error().message(), answer_kind::retry_later, std::nullopt,
                               now_ms);
@@ -302,20 +376,33 @@ result<step_result> pusher::send_singles(std::vector<outbox_item>& items, std::i
 
 result<step_result> pusher::step() {
     const std::int64_t now_ms = clock_.now_ms();
-    if (now_ms < next_attempt_ms_) return step_result{step_result::waiting, next_attempt_ms_};
-    std::size_t limit = pacer_.max_batch(batch_limit_);
-    if (std::int64_t wait = pacer_.wait_ms(now_ms, limit); wait > 0) {
-        return step_result{step_result::waiting, now_ms + wait};
+    if (flights_.empty() && current_protocol() == push_protocol::single) {
+        if (now_ms < next_attempt_ms_) return step_result{step_result::waiting, next_attempt_ms_};
+        const std::size_t limit = pacer_.max_batch(batch_limit_);
+        if (std::int64_t wait = pacer_.wait_ms(now_ms, limit); wait > 0) {
+            return step_result{step_result::waiting, now_ms + wait};
+        }
+        auto demoted = outbox_.demote(now_ms / 1000 - options_.live_window_s);
+        if (!demoted) return demoted.error();
+        auto items = outbox_.next_batch(limit);
+        if (!items) return items.error();
+        if (items->empty()) return step_result{step_result::idle, now_ms + options_.poll_interval.count()};
+        refresh_token();
+        pacer_.sent(now_ms, items->size());
+        return send_singles(*items, now_ms);
     }
-    auto demoted = outbox_.demote(now_ms / 1000 - options_.live_window_s);
-    if (!demoted) return demoted.error();
-    auto items = outbox_.next_batch(limit);
-    if (!items) return items.error();
-    if (items->empty()) return step_result{step_result::idle, now_ms + options_.poll_interval.count()};
-    refresh_token();
-    pacer_.sent(now_ms, items->size());
-    return current_protocol() == push_protocol::single ? send_singles(*items, now_ms)
-                                                        : send_batch(*items, now_ms);
+    std::int64_t pace_wait_ms = 0;
+    if (status s = launch_batches(now_ms, pace_wait_ms); !s) return s;
+    if (flights_.empty()) {
+        if (now_ms < next_attempt_ms_) return step_result{step_result::waiting, next_attempt_ms_};
+        if (pace_wait_ms > 0) return step_result{step_result::waiting, now_ms + pace_wait_ms};
+        return step_result{step_result::idle, now_ms + options_.poll_interval.count()};
+    }
+    flight f = std::move(flights_.front());
+    flights_.pop_front();
+    result<http_answer> answer = f.answer.get();
+    slot_busy_[f.slot] = false;
+    return finish_batch(f, std::move(answer));
 }
 
 void pusher::run() {
@@ -324,7 +411,7 @@ void pusher::run() {
                                  << (options_.client.proxy ? " through proxy " + options_.client.proxy->url() : "")
                                  << ", " << push_protocol_name(options_.protocol) << " protocol, up to "
                                  << options_.batch_size << " records a request");
-    client_.reset_cancel();
+    for (http_transport* t : clients_) t->reset_cancel();
     for (;;) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
@@ -349,7 +436,12 @@ void pusher::run() {
         wake_.wait_for(lock, std::chrono::milliseconds(wait),
                        [&] { return stopping_ || (idle && notified_); });
     }
-    client_.close();
+    for (flight& f : flights_) {
+        if (f.answer.valid()) (void)f.answer.get();  // cancelled: returns at once
+    }
+    flights_.clear();
+    std::fill(slot_busy_.begin(), slot_busy_.end(), false);
+    for (http_transport* t : clients_) t->close();
 }
 
 void pusher::stop() {
@@ -357,7 +449,7 @@ void pusher::stop() {
         std::lock_guard<std::mutex> lock(mutex_);
         stopping_ = true;
     }
-    client_.cancel();
+    for (http_transport* t : clients_) t->cancel();
     wake_.notify_all();
 }
 

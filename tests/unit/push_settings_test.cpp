@@ -65,6 +65,7 @@ TEST_CASE("in hybrid mode delivery is on with the documented defaults", "[unit]"
                                                  milliseconds(600'000)});
     CHECK(o.jitter == Approx(0.2));
     CHECK(o.batch_size == 500);
+    CHECK(o.concurrency == 2);
     CHECK(o.max_rate == 0);
     CHECK(o.protocol == push_protocol::automatic);
     CHECK(o.live_window_s == 60);
@@ -90,6 +91,7 @@ TEST_CASE("every delivery setting is read", "[unit]") {
                                            {"CENTRAL_DMS_BACKOFF", "1, 2,0.5"},
                                            {"CENTRAL_DMS_JITTER", "0"},
                                            {"CENTRAL_DMS_BATCH_SIZE", "1000"},
+                                           {"CENTRAL_DMS_CONCURRENCY", "4"},
                                            {"CENTRAL_DMS_MAX_RATE", "250.5"},
                                            {"CENTRAL_DMS_PROTOCOL", "Single"},
                                            {"CENTRAL_DMS_LIVE_WINDOW", "0"},
@@ -101,6 +103,7 @@ TEST_CASE("every delivery setting is read", "[unit]") {
     CHECK(o.backoff == std::vector<milliseconds>{milliseconds(1000), milliseconds(2000), milliseconds(500)});
     CHECK(o.jitter == 0);
     CHECK(o.batch_size == 1000);
+    CHECK(o.concurrency == 4);
     CHECK(o.max_rate == Approx(250.5));
     CHECK(o.protocol == push_protocol::single);
     CHECK(o.live_window_s == 0);
@@ -120,6 +123,7 @@ TEST_CASE("each bad delivery setting is one problem naming its variable", "[unit
                          row{"CENTRAL_DMS_JITTER", "1.5", "from 0 to 1"},
                          row{"CENTRAL_DMS_JITTER", "-0.1", "not a number"},
                          row{"CENTRAL_DMS_BATCH_SIZE", "0", "from 1 to 10000"},
+                         row{"CENTRAL_DMS_CONCURRENCY", "9", "from 1 to 8"},
                          row{"CENTRAL_DMS_MAX_RATE", "fast", "not a number"},
                          row{"CENTRAL_DMS_PROTOCOL", "grpc", "grpc"},
                          row{"CENTRAL_DMS_TIMEOUT", "1h", "not a number of seconds"},

@@ -479,3 +479,60 @@ TEST_CASE("a database that cannot be written is an error of step(); nothing is l
     REQUIRE(again);
     CHECK(t.synced() == 2);
 }
+
+TEST_CASE("two requests in flight carry disjoint batches and settle in the order sent",
+          "[unit]") {
+    rig t;
+    t.options.batch_size = 10;
+    t.ingest(95, "r");
+    scripted_transport second;
+    t.transport.otherwise = [](const http_post& p) { return batch_ok(p); };
+    second.otherwise = [](const http_post& p) { return batch_ok(p); };
+    pusher p(t.options, *t.conn, t.clk, std::vector<http_transport*>{&t.transport, &second},
+             [] { return 0.5; });
+    REQUIRE(p.open());
+    for (int i = 0; i < 30; ++i) {
+        auto r = p.step();
+        REQUIRE(r);
+        if (r->kind == step_result::idle) break;
+    }
+    CHECK(t.synced() == 95);
+    std::multiset<std::string> sent;
+    for (const auto* tr : {&t.transport, &second}) {
+        for (const http_post& req : tr->requests) {
+            for (const std::string& payload : payloads_of(req)) sent.insert(payload);
+        }
+    }
+    CHECK(sent.size() == 95);  // each record exactly once
+    CHECK(std::set<std::string>(sent.begin(), sent.end()).size() == 95);
+    CHECK_FALSE(second.requests.empty());  // both connections were used
+}
+
+TEST_CASE("requests in flight that fail together count as one failed attempt", "[unit][fault]") {
+    rig t;
+    t.options.batch_size = 5;
+    t.options.jitter = 0;
+    t.ingest(20, "r");
+    scripted_transport second;
+    t.transport.otherwise = [](const http_post&) { return answer(503); };
+    second.otherwise = [](const http_post&) { return answer(503); };
+    pusher p(t.options, *t.conn, t.clk, std::vector<http_transport*>{&t.transport, &second},
+             [] { return 0.5; });
+    REQUIRE(p.open());
+    const std::int64_t start = t.clk.now_ms();
+    auto first = p.step();
+    REQUIRE(first);
+    CHECK(first->due_ms == start + 30'000);
+    auto again = p.step();  // the other request's answer: same attempt
+    REQUIRE(again);
+    CHECK(p.state().consecutive_failures == 1);
+    CHECK(t.scalar("select count(*) from outbox where attempts = 1") == 10);
+    CHECK(p.step()->kind == step_result::waiting);  // nothing more goes out before the wait
+    CHECK(t.transport.requests.size() + second.requests.size() == 2);
+    t.clk.advance_s(30);
+    t.transport.otherwise = [](const http_post& req) { return batch_ok(req); };
+    second.otherwise = [](const http_post& req) { return batch_ok(req); };
+    for (int i = 0; i < 20 && t.pending() > 0; ++i) REQUIRE(p.step());
+    CHECK(t.synced() == 20);
+    CHECK(p.state().consecutive_failures == 0);
+}

@@ -71,8 +71,9 @@ public:
     result<std::int64_t> demote(unix_seconds cutoff);
 
     /// Up to `max` unparked rows with their records: lane 0 newest first, then lane 1
-    /// oldest first.
-    result<std::vector<outbox_item>> next_batch(std::size_t max);
+    /// oldest first; outbox rows listed in `skip` (those already in flight) are passed over.
+    result<std::vector<outbox_item>> next_batch(std::size_t max,
+                                                const std::vector<std::int64_t>& skip = {});
 
     /// Writes one attempt's outcome (see the file comment).
     status settle(const settlement& s);

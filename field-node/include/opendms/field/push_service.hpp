@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "opendms/field/field_settings.hpp"
 #include "opendms/field/pusher.hpp"
@@ -40,7 +41,7 @@ private:
 
     int lock_fd_ = -1;
     std::unique_ptr<db::connection> connection_;
-    std::unique_ptr<https_client> client_;
+    std::vector<std::unique_ptr<https_client>> clients_;  // one per request in flight
     std::unique_ptr<pusher> pusher_;
     std::thread thread_;
 };

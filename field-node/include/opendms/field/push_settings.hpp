@@ -13,6 +13,7 @@
 //   CENTRAL_DMS_BACKOFF        30,60,120,300,600 (seconds; the last repeats for ever).
 //   CENTRAL_DMS_JITTER         0.2: each wait is the schedule's +/- 20 % at random.
 //   CENTRAL_DMS_BATCH_SIZE     500 records per request (batch protocol).
+//   CENTRAL_DMS_CONCURRENCY    2 batch requests in flight (each its own connection).
 //   CENTRAL_DMS_MAX_RATE       0 (no cap): records per second at most.
 //   CENTRAL_DMS_PROTOCOL       auto | batch | single.
 //   CENTRAL_DMS_LIVE_WINDOW    60 s: records younger than this go out first (live lane).
@@ -48,6 +49,7 @@ struct push_options {
         std::chrono::seconds(300), std::chrono::seconds(600)};
     double jitter = 0.2;
     std::size_t batch_size = 500;
+    std::size_t concurrency = 2;  // batch requests in flight
     double max_rate = 0;  // records per second; 0: no cap
     push_protocol protocol = push_protocol::automatic;
     std::int64_t live_window_s = 60;

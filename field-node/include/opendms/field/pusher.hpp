@@ -1,12 +1,17 @@
 // pusher: delivers the outbox to the central server, for ever, in the background.
 //
-// One step (step()) = at most one round of requests:
+// One step (step()) = launch what may go, then finish one request:
 //   1. not before push_state.next_attempt_at (the backoff), nor faster than
 //      CENTRAL_DMS_MAX_RATE;
 //   2. demote rows older than the live window to the backlog lane; take a batch (live lane
 //      newest first, then the backlog oldest first: outbox_store.hpp);
 //   3. send it: the batch form (one gzip request, a result per record) or, for a central
-//      that does not know it, the seed's form (one request per record, keep-alive);
+//      that does not know it, the seed's form (one request per record, keep-alive).
+//      Batches are pipelined: up to CENTRAL_DMS_CONCURRENCY requests are in flight, each on
+//      its own connection (transport) and thread, while this thread reads the next batch
+//      (skipping the rows in flight) and settles the answers in the order they were sent;
+//      so the field node's database work overlaps the central's. Single records go one at
+//      a time;
 //   4. settle the answer in ONE transaction (outbox_store::settle): delivered records are
 //      synced and leave the outbox; records the central rejects (400/422, "rejected" in a
 //      batch, or 413 alone) are parked with its reason and stay synced = false; the rest
@@ -31,6 +36,9 @@
 // Idempotency: every record carries its uuid, so a record sent twice (a crash between the
 // central's commit and ours; a cut connection) is stored once.
 //
+// Several requests in flight fail together when the link goes down: only the first
+// failure of an attempt counts (and sets the backoff); the others only record an attempt
+// on their records.
 // Time comes from the clock (tests use manual_clock); randomness for the jitter from
 // `random_unit` (uniform in [0, 1)).
 // Threads: step() from one thread (the pusher's, or a test's). run() loops step() on the
@@ -41,7 +49,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -78,9 +88,15 @@ struct step_result {
 class pusher {
 public:
     /// Borrows everything; all must outlive the pusher. `c` is the field node's SQLite
-    /// database (hybrid mode), used only by the pusher's thread.
+    /// database (hybrid mode), used only by the pusher's thread. One transport: one request
+    /// at a time.
     pusher(push_options options, db::connection& c, const clock& clk, http_transport& client,
            std::function<double()> random_unit);
+    /// One transport per request in flight (at least one; single records use the first).
+    pusher(push_options options, db::connection& c, const clock& clk,
+           std::vector<http_transport*> clients, std::function<double()> random_unit);
+    /// Waits for the requests in flight (cancel them first with stop()).
+    ~pusher();
 
     /// Loads push_state and queues orphaned pending records (outbox_store::adopt_orphans).
     /// Call once before step() or run().
@@ -106,11 +122,18 @@ public:
 
 private:
     struct round;
-    result<step_result> send_batch(std::vector<outbox_item>& items, std::int64_t now_ms);
+    struct flight {
+        std::vector<outbox_item> items;
+        std::size_t slot = 0;
+        std::uint64_t attempt = 0;  // attempt_ when launched
+        std::future<result<http_answer>> answer;
+    };
+    status launch_batches(std::int64_t now_ms, std::int64_t& pace_wait_ms);
+    result<step_result> finish_batch(flight& f, result<http_answer> answer);
     result<step_result> send_singles(std::vector<outbox_item>& items, std::int64_t now_ms);
     result<step_result> on_failure(round& r, const std::string& error, answer_kind kind,
                                    std::optional<std::chrono::milliseconds> retry_after,
-                                   std::int64_t now_ms);
+                                   std::int64_t now_ms, bool counts = true);
     result<step_result> on_success(round& r, std::int64_t now_ms);
     status settle(round& r);
     void refresh_token();
@@ -120,7 +143,10 @@ private:
     push_options options_;
     db::connection& c_;
     const clock& clock_;
-    http_transport& client_;
+    std::vector<http_transport*> clients_;
+    std::vector<bool> slot_busy_;
+    std::deque<flight> flights_;
+    std::uint64_t attempt_ = 0;  // advances with every failure that counts
     std::function<double()> random_unit_;
     outbox_store outbox_;
     backoff_schedule schedule_;
