@@ -88,7 +88,13 @@ struct child_result {
     int code = -1;
     double seconds = 0;
     long max_rss_kib = 0;
+    double cpu_seconds = 0;  // user + system
 };
+
+double cpu_of(const rusage& ru) {
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
     pid_t pid = ::fork();
@@ -115,6 +121,7 @@ child_result run_child(const std::vector<std::string>& argv, const std::string& 
     r.seconds = std::chrono::duration<double>(steady::now() - t0).count();
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     r.max_rss_kib = ru.ru_maxrss;
+    r.cpu_seconds = cpu_of(ru);
     return r;
 }
 
@@ -182,6 +189,7 @@ struct run_result {
     double rate = 0;
     double sent_per_record = 0, received_per_record = 0;
     double rss_mib = 0;
+    double field_cpu_us = 0, central_cpu_us = 0;  // CPU time per record
 };
 
 run_result drain(const options& o, const std::string& protocol, long n, int run) {
@@ -233,7 +241,8 @@ run_result drain(const options& o, const std::string& protocol, long n, int run)
                                   dir + "/field.log");
     ::kill(central, SIGTERM);
     int status = 0;
-    ::waitpid(central, &status, 0);
+    rusage central_ru{};
+    ::wait4(central, &status, 0, &central_ru);
     if (push.code != 0) die(tag + ": push --once exited " + std::to_string(push.code) + ": " + read_file(dir + "/field.log"));
 
     db::connect_options fo;
@@ -255,11 +264,16 @@ run_result drain(const options& o, const std::string& protocol, long n, int run)
     r.sent_per_record = static_cast<double>(scalar(*field, "select bytes_sent from push_state")) / n;
     r.received_per_record = static_cast<double>(scalar(*field, "select bytes_received from push_state")) / n;
     r.rss_mib = static_cast<double>(push.max_rss_kib) / 1024.0;
+    r.field_cpu_us = push.cpu_seconds * 1e6 / static_cast<double>(n);
+    r.central_cpu_us = cpu_of(central_ru) * 1e6 / static_cast<double>(n);
     at_central.reset();
     (void)admin->execute_script("drop database if exists " + database);
     run_or_die("rm -rf " + dir);
-    std::fprintf(stderr, "drain_bench:   %s: %ld records in %.2f s = %.0f records/s, %.1f + %.1f bytes/record, peak RSS %.1f MiB\n",
-                 tag.c_str(), n, r.seconds, r.rate, r.sent_per_record, r.received_per_record, r.rss_mib);
+    std::fprintf(stderr,
+                 "drain_bench:   %s: %ld records in %.2f s = %.0f records/s, %.1f + %.1f bytes/record, "
+                 "peak RSS %.1f MiB, CPU per record: field %.1f us, central %.1f us\n",
+                 tag.c_str(), n, r.seconds, r.rate, r.sent_per_record, r.received_per_record, r.rss_mib,
+                 r.field_cpu_us, r.central_cpu_us);
     return r;
 }
 
@@ -315,14 +329,16 @@ int main(int argc, char** argv) {
     const double b_bytes = med(batch, &run_result::sent_per_record) + med(batch, &run_result::received_per_record);
     std::printf("runs: %d; batch: %ld records; single: %ld records; PostgreSQL central over TLS on 127.0.0.1\n\n",
                 o.repeat, o.records, o.single_records);
-    std::printf("| mode | records | rate (median) | ratio | bytes/record sent + received | ratio | field peak RSS |\n");
-    std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
-    std::printf("| baseline: single records (the seed's form), keep-alive | %ld | %.0f records/s | 1.00 | %.1f + %.1f = %.1f | 1.00 | %.1f MiB |\n",
+    std::printf("| mode | records | rate (median) | ratio | bytes/record sent + received | ratio | field peak RSS | CPU/record field, central |\n");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    std::printf("| baseline: single records (the seed's form), keep-alive | %ld | %.0f records/s | 1.00 | %.1f + %.1f = %.1f | 1.00 | %.1f MiB | %.0f us, %.0f us |\n",
                 o.single_records, s_rate, med(single, &run_result::sent_per_record),
-                med(single, &run_result::received_per_record), s_bytes, med(single, &run_result::rss_mib));
-    std::printf("| batches (gzip) | %ld | %.0f records/s | %.1f x | %.1f + %.1f = %.1f | %.3f x | %.1f MiB |\n",
+                med(single, &run_result::received_per_record), s_bytes, med(single, &run_result::rss_mib),
+                med(single, &run_result::field_cpu_us), med(single, &run_result::central_cpu_us));
+    std::printf("| batches (gzip) | %ld | %.0f records/s | %.1f x | %.1f + %.1f = %.1f | %.3f x | %.1f MiB | %.1f us, %.1f us |\n",
                 o.records, b_rate, b_rate / s_rate, med(batch, &run_result::sent_per_record),
                 med(batch, &run_result::received_per_record), b_bytes, b_bytes / s_bytes,
-                med(batch, &run_result::rss_mib));
+                med(batch, &run_result::rss_mib), med(batch, &run_result::field_cpu_us),
+                med(batch, &run_result::central_cpu_us));
     return 0;
 }
