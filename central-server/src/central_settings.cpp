@@ -169,6 +169,8 @@ void read_limits(config::setting_reader& r, server_limits& l) {
         r.integer("CENTRAL_MAX_HEADER_BYTES", 8 * 1024, 1024, 1024 * 1024));
     l.max_connections =
         static_cast<std::size_t>(r.integer("CENTRAL_MAX_CONNECTIONS", 1024, 1, 1'000'000));
+    l.max_pending_requests =
+        static_cast<std::size_t>(r.integer("CENTRAL_MAX_PENDING_REQUESTS", 128, 1, 100'000));
     l.request_timeout = positive_duration(r, "CENTRAL_REQUEST_TIMEOUT", 30'000);
     l.idle_timeout = positive_duration(r, "CENTRAL_IDLE_TIMEOUT", 60'000);
     l.shutdown_timeout = std::chrono::milliseconds(
@@ -257,6 +259,7 @@ std::vector<std::string> describe(const central_settings& s, const config::env_m
     line("CENTRAL_MAX_BATCH_RECORDS", std::to_string(s.max_batch_records));
     line("CENTRAL_MAX_HEADER_BYTES", std::to_string(s.limits.max_header_bytes));
     line("CENTRAL_MAX_CONNECTIONS", std::to_string(s.limits.max_connections));
+    line("CENTRAL_MAX_PENDING_REQUESTS", std::to_string(s.limits.max_pending_requests));
     line("CENTRAL_REQUEST_TIMEOUT", seconds_text(s.limits.request_timeout));
     line("CENTRAL_IDLE_TIMEOUT", seconds_text(s.limits.idle_timeout));
     line("CENTRAL_RETRY_AFTER", std::to_string(s.retry_after_s));

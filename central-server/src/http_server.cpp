@@ -68,6 +68,7 @@ struct server_state {
     std::atomic<bool> stopping{false};
     std::atomic<std::size_t> active{0};     // sessions that may carry requests
     std::atomic<std::size_t> rejecting{0};  // sessions answering 503 (over the limit)
+    std::atomic<std::size_t> pending{0};    // requests read whole, not yet answered
     std::mutex registry_mutex;
     std::unordered_map<session_base*, std::weak_ptr<session_base>> registry;
     std::optional<ssl::context> tls;
@@ -272,6 +273,7 @@ private:
         r.authorization = std::string(head[http::field::authorization]);
         r.content_type = std::string(head[http::field::content_type]);
         r.content_encoding = std::string(head[http::field::content_encoding]);
+        r.accept_encoding = std::string(head[http::field::accept_encoding]);
         if (const auto length = parser_->content_length()) {
             r.has_content_length = true;
             r.content_length = static_cast<std::size_t>(*length);
@@ -345,36 +347,78 @@ private:
         send(server_reply(400, "The request is not valid HTTP.", "malformed: " + ec.message()));
     }
 
-    // Runs handle() on a worker; the reply comes back to this strand.
+    // Runs handle_async() on a worker; the reply, given on whatever thread, is compressed
+    // if it should be (on a worker) and comes back to this strand.
     void dispatch() {
         deadline_.cancel();
         phase_ = phase::handling;
+        if (st_.pending.fetch_add(1) >= limits().max_pending_requests) {
+            st_.pending.fetch_sub(1);
+            http_reply busy = json_message(503, "The server is busy; retry later.");
+            busy.headers.emplace_back("Retry-After", std::to_string(st_.options.retry_after_s));
+            busy.route = "other";
+            busy.note = "too many pending requests";
+            return send(std::move(busy));
+        }
         http_request request = to_request();
         request.body = std::move(parser_->get().body());
         auto work = asio::make_work_guard(st_.ioc);
         asio::post(st_.workers,
                    [s = self(), request = std::move(request), work = std::move(work)]() mutable {
-                       http_reply reply = s->call_handler(request);
-                       asio::post(s->executor_, [s, reply = std::move(reply)]() mutable {
-                           s->send(std::move(reply));
-                       });
-                       work.reset();
+                       s->call_handler(std::move(request), std::move(work));
                    });
     }
 
     // On a worker thread.
-    http_reply call_handler(const http_request& request) {
+    void call_handler(http_request request,
+                      asio::executor_work_guard<asio::io_context::executor_type> work) {
+        struct answer_state {
+            explicit answer_state(asio::executor_work_guard<asio::io_context::executor_type> w)
+                : work(std::move(w)) {}
+            std::atomic<bool> given{false};
+            asio::executor_work_guard<asio::io_context::executor_type> work;
+        };
+        auto state = std::make_shared<answer_state>(std::move(work));
+        const std::string accept_encoding = request.accept_encoding;
+        const std::string method = request.method;
+        const std::string target = log_path(request.target);
+        auto done = [s = self(), state, accept_encoding](http_reply reply) {
+            if (state->given.exchange(true)) return;  // a handler bug: answered twice
+            s->deliver(std::move(reply), accept_encoding);
+            state->work.reset();
+        };
         try {
-            return st_.handler.handle(request);
+            st_.handler.handle_async(std::move(request), done);
+            return;
         } catch (const std::exception& e) {
             OPENDMS_LOG(error, "http",
-                        "handler failed on " << request.method << ' ' << log_path(request.target)
-                                             << ": " << e.what());
+                        "handler failed on " << method << ' ' << target << ": " << e.what());
         } catch (...) {
-            OPENDMS_LOG(error, "http",
-                        "handler failed on " << request.method << ' ' << log_path(request.target));
+            OPENDMS_LOG(error, "http", "handler failed on " << method << ' ' << target);
         }
-        return server_error();
+        done(server_error());
+    }
+
+    // Any thread: the handler's reply, compressed on a worker when it is worth it, then
+    // written on the strand.
+    void deliver(http_reply reply, const std::string& accept_encoding) {
+        auto to_strand = [s = self()](http_reply r) {
+            asio::post(s->executor_, [s, r = std::move(r)]() mutable {
+                s->st_.pending.fetch_sub(1);
+                s->send(std::move(r));
+            });
+        };
+        if (reply.body.size() < min_compressed_reply || method_ == "HEAD") {
+            return to_strand(std::move(reply));
+        }
+        asio::post(st_.workers, [reply = std::move(reply), accept_encoding, to_strand]() mutable {
+            try {
+                compress_reply(reply, accept_encoding);
+            } catch (const std::exception& e) {
+                OPENDMS_LOG(error, "http", "compressing a reply failed: " << e.what());
+            }
+            to_strand(std::move(reply));
+        });
     }
 
     void build_response(http_reply& reply) {
@@ -700,6 +744,14 @@ void http_server::run() {
 
 void http_server::stop() {
     impl_->stop();
+}
+
+bool http_server::stopped_by_timeout() const {
+    return impl_->forced.load();
+}
+
+std::size_t http_server::pending_requests() const {
+    return impl_->st.pending.load();
 }
 
 }  // namespace opendms::central

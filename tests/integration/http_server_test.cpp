@@ -38,6 +38,7 @@
 
 #include "opendms/central/http_types.hpp"
 #include "opendms/central/metrics.hpp"
+#include "opendms/gzip.hpp"
 #include "test_servers.hpp"
 
 namespace {
@@ -56,9 +57,26 @@ std::string path_of(const std::string& target) {
 }
 
 // Answers by path: /slow sleeps 500 ms, /throw throws, /early is answered from check_head,
+// /big answers 4 KiB of JSON, /async answers 50 ms later from a thread of its own,
 // anything else echoes the body size.
 class fake_handler final : public request_handler {
 public:
+    ~fake_handler() override {
+        for (auto& t : late) t.join();
+    }
+
+    void handle_async(http_request request, std::function<void(http_reply)> done) override {
+        if (path_of(request.target) != "/async") return done(handle(request));
+        handled.fetch_add(1);
+        std::lock_guard<std::mutex> lock(late_mutex);
+        late.emplace_back([done = std::move(done)] {
+            std::this_thread::sleep_for(50ms);
+            http_reply r;
+            r.body = R"({"late":true})";
+            done(std::move(r));
+        });
+    }
+
     std::optional<http_reply> check_head(const http_request& head) override {
         if (path_of(head.target) == "/early") {
             http_reply r = opendms::central::json_message(401, "Unauthenticated.");
@@ -78,6 +96,13 @@ public:
         }
         http_reply r;
         r.body = "{\"bytes\":" + std::to_string(request.body.size()) + "}";
+        if (path == "/big") {
+            r.body = "{\"results\":[";
+            for (int i = 0; i < 200; ++i)
+                r.body += (i ? "," : "") + std::string(R"({"status":"stored","id":)") +
+                          std::to_string(1000 + i) + "}";
+            r.body += "]}";
+        }
         r.route = "/api/ingest";
         r.node = "node-a";
         return r;
@@ -85,6 +110,8 @@ public:
 
     std::atomic<int> handled{0};
     std::atomic<bool> slow_started{false};
+    std::mutex late_mutex;
+    std::vector<std::thread> late;
 };
 
 server_options test_options() {
@@ -680,4 +707,72 @@ TEST_CASE("TLS: a verified HTTPS request is served and plain HTTP fails cleanly"
 
     CHECK(https_get(s.port(), c.cert) == 200);
     CHECK(s.handler.handled == 2);
+}
+
+TEST_CASE("a reply given later from another thread reaches its connection", "[integration]") {
+    test_server s;
+    raw_client c(s.port());
+    auto r = round_trip(c, get("/async"));
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == R"({"late":true})");
+    auto next = round_trip(c, get("/echo"));  // the connection goes on
+    REQUIRE(next);
+    CHECK(next->status == 200);
+    CHECK(s.server.pending_requests() == 0);
+}
+
+TEST_CASE("a JSON reply over 1 KiB is gzipped for a client that accepts gzip", "[integration]") {
+    test_server s;
+    raw_client c(s.port());
+    auto plain = round_trip(c, get("/big"));
+    REQUIRE(plain);
+    CHECK(plain->status == 200);
+    CHECK(plain->header("Content-Encoding").empty());
+    CHECK(plain->header("Vary") == "Accept-Encoding");
+    REQUIRE(plain->body.size() > 1024);
+    auto zipped = round_trip(c, get("/big", "Accept-Encoding: gzip, deflate\r\n"));
+    REQUIRE(zipped);
+    CHECK(zipped->status == 200);
+    CHECK(zipped->header("Content-Encoding") == "gzip");
+    CHECK(zipped->header("Vary") == "Accept-Encoding");
+    CHECK(zipped->header("Content-Type") == "application/json");
+    CHECK(zipped->body.size() < plain->body.size() / 4);
+    std::string inflated;
+    REQUIRE(opendms::gzip_decompress(zipped->body, inflated, 1 << 20).error ==
+            opendms::gunzip_error::none);
+    CHECK(inflated == plain->body);
+    // Small replies stay as they are, whatever the client accepts.
+    auto small = round_trip(c, get("/echo", "Accept-Encoding: gzip\r\n"));
+    REQUIRE(small);
+    CHECK(small->header("Content-Encoding").empty());
+    CHECK(small->header("Vary").empty());
+    CHECK(small->body == R"({"bytes":0})");
+}
+
+TEST_CASE("a request past max_pending_requests gets 503 with Retry-After at once",
+          "[integration]") {
+    server_options o = test_options();
+    o.workers = 1;
+    o.limits.max_pending_requests = 1;
+    o.retry_after_s = 9;
+    test_server s(o);
+    raw_client busy(s.port());
+    REQUIRE(busy.send(post("/slow", "{}")));
+    REQUIRE(eventually([&] { return s.handler.slow_started.load(); }));
+    raw_client other(s.port());
+    const auto start = std::chrono::steady_clock::now();
+    auto r = round_trip(other, post("/echo", "{}"));
+    REQUIRE(r);
+    CHECK(r->status == 503);
+    CHECK(r->header("Retry-After") == "9");
+    CHECK(r->body == R"({"message":"The server is busy; retry later."})");
+    CHECK(std::chrono::steady_clock::now() - start < 400ms);  // not queued behind /slow
+    auto slow = busy.read_response();
+    REQUIRE(slow);
+    CHECK(slow->status == 200);
+    auto again = round_trip(other, post("/echo", "{}"));  // the same connection, served now
+    REQUIRE(again);
+    CHECK(again->status == 200);
+    CHECK(s.handler.handled.load() == 2);
 }

@@ -8,6 +8,7 @@
 //   CENTRAL_MAX_BATCH_RECORDS (1000)
 //   CENTRAL_MAX_HEADER_BYTES (8192)              request line + headers
 //   CENTRAL_MAX_CONNECTIONS (1024)
+//   CENTRAL_MAX_PENDING_REQUESTS (128)           requests read and not yet answered; 503 beyond
 //   CENTRAL_REQUEST_TIMEOUT (30 s)               whole request (headers + body) must arrive,
 //                                                and a response be written, within it
 //   CENTRAL_IDLE_TIMEOUT (60 s)                  keep-alive connection with no request
@@ -40,6 +41,7 @@ struct server_limits {
     std::chrono::milliseconds request_timeout{30'000};
     std::chrono::milliseconds idle_timeout{60'000};
     std::chrono::milliseconds shutdown_timeout{30'000};
+    std::size_t max_pending_requests = 128;
 };
 
 struct central_settings {
