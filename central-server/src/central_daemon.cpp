@@ -4,9 +4,13 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ostream>
 #include <thread>
@@ -20,11 +24,13 @@
 #include "opendms/clock.hpp"
 #include "opendms/db/migrations.hpp"
 #include "opendms/log.hpp"
+#include "opendms/systemd.hpp"
 
 namespace opendms::central {
 namespace {
 
 constexpr const char* component = "serve";
+constexpr std::chrono::milliseconds readiness_interval{1000};
 
 std::string database_label(const db::connect_options& o) {
     if (o.kind == db::dialect::sqlite) return "sqlite " + o.database;
@@ -111,6 +117,7 @@ private:
         OPENDMS_LOG(notice, component,
                     "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
                                 << ": finishing requests in flight, then stopping");
+        systemd::notify_stopping("finishing requests in flight");
         server_.stop();
     }
 
@@ -127,8 +134,11 @@ server_options server_options_from(const central_settings& s) {
     o.host = s.listen_host;
     o.port = s.listen_port;
     o.threads = s.effective_threads();
-    o.workers = static_cast<unsigned>(s.db_pool_size);
+    // Workers decode and validate; at most half of them at once lead a store transaction
+    // (store_group), so the others keep taking requests.
+    o.workers = static_cast<unsigned>(std::max<std::size_t>(2, s.db_pool_size));
     o.limits = s.limits;
+    o.retry_after_s = s.retry_after_s;
     o.tls_cert_file = s.tls_cert_file;
     o.tls_key_file = s.tls_key_file;
     o.access_log = s.access_log;
@@ -141,6 +151,11 @@ handler_options handler_options_from(const central_settings& s) {
     o.max_batch_records = s.max_batch_records;
     o.retry_after_s = s.retry_after_s;
     o.store.mesh_window_s = s.duplicate_window_s;
+    // Deadlines on the database, inside the request's: a statement may take a third of
+    // CENTRAL_REQUEST_TIMEOUT, a lock wait a sixth (a request makes a few statements).
+    o.store.statement_timeout =
+        std::max(std::chrono::milliseconds(1000), s.limits.request_timeout / 3);
+    o.store.lock_timeout = std::max(std::chrono::milliseconds(500), s.limits.request_timeout / 6);
     return o;
 }
 
@@ -177,6 +192,7 @@ int run_serve(const central_settings& s, std::ostream& err) {
         return std::vector<std::size_t>{pool.in_use(), pool.open_count(), pool.size()};
     });
     ingest_handler handler(handler_options_from(s), tokens, pool, m, real_clock());
+    handler.start_readiness_checks(readiness_interval);
     http_server server(server_options_from(s), handler, m);
     signal_thread signals(server, tokens, m);
     if (status st = server.start(); !st) {
@@ -184,7 +200,22 @@ int run_serve(const central_settings& s, std::ostream& err) {
         return st.code() == errc::invalid_argument ? cli::exit_config : cli::exit_failed;
     }
     log_listening(s, server.port());
+    // Under systemd (Type=notify): ready now, and the watchdog pinged from a thread of its
+    // own while run() blocks this one (deploy/systemd/opendms-central.service).
+    systemd::notify_ready("listening on port " + std::to_string(server.port()));
+    systemd::heartbeat watchdog;
     server.run();
+    if (server.stopped_by_timeout()) {
+        // A request is still running (stuck on the database past every timeout): waiting
+        // for it would hang the shutdown. Its transaction is not committed and dies with
+        // the connection; its client retries.
+        OPENDMS_LOG(warning, component,
+                    "stopped after CENTRAL_SHUTDOWN_TIMEOUT with "
+                        << server.pending_requests()
+                        << " request(s) unanswered; exiting without waiting for them");
+        std::fflush(nullptr);
+        std::_Exit(cli::exit_failed);
+    }
     OPENDMS_LOG(notice, component, "stopped");
     return cli::exit_ok;
 }

@@ -85,7 +85,6 @@ std::string derived_uuid(const std::string& duck_id, const std::string& message_
     return out;
 }
 
-
 std::uint32_t packet_lock_bucket(std::string_view duck_id, std::string_view message_id) noexcept {
     std::uint64_t h = 14695981039346656037ULL;  // FNV-1a 64
     auto mix = [&h](std::string_view bytes) {
@@ -104,7 +103,7 @@ namespace {
 
 constexpr const char* what = "central.store";
 constexpr std::array<std::size_t, 3> chunk_sizes = {64, 8, 1};
-constexpr unix_seconds max_time = 253402300799;  // 9999-12-31 23:59:59
+constexpr unix_seconds max_time = 253402300799;         // 9999-12-31 23:59:59
 constexpr std::int64_t default_mysql_lock_wait_s = 50;  // InnoDB's default lock wait
 
 // ---- statement texts ------------------------------------------------------------------
@@ -310,8 +309,7 @@ result<neighbour> to_neighbour(const db::row& r) {
     return n;
 }
 
-std::vector<db::value> neighbour_params(const call_context& ctx, const item* items,
-                                        std::size_t n) {
+std::vector<db::value> neighbour_params(const call_context& ctx, const item* items, std::size_t n) {
     std::vector<db::value> params;
     auto lo = [&](const item& it) { return std::max<unix_seconds>(it.time - ctx.window, 0); };
     auto hi = [&](const item& it) { return std::min(it.time + ctx.window, max_time); };
@@ -358,9 +356,9 @@ std::vector<db::value> neighbour_params(const call_context& ctx, const item* ite
 
 result<std::vector<neighbour>> find_neighbours(const call_context& ctx, const item* items,
                                                std::size_t n) {
-    const std::string_view sql = arrays(ctx)
-                                     ? std::string_view(pg_neighbours_sql)
-                                     : std::string_view(texts(ctx.kind).neighbours[size_index_for(n)]);
+    const std::string_view sql =
+        arrays(ctx) ? std::string_view(pg_neighbours_sql)
+                    : std::string_view(texts(ctx.kind).neighbours[size_index_for(n)]);
     auto rows = ctx.c.query(sql, neighbour_params(ctx, items, n));
     if (!rows) return rows.error().context(std::string(what) + ": find neighbours");
     std::vector<neighbour> out;
@@ -427,7 +425,9 @@ public:
     }
 
     // Earlier records of the chunk of the same packet key; then notes this one.
-    std::vector<std::size_t>& earlier_of(const std::string& packet) { return items_by_packet_[packet]; }
+    std::vector<std::size_t>& earlier_of(const std::string& packet) {
+        return items_by_packet_[packet];
+    }
 
 private:
     const std::vector<neighbour>& near_;
@@ -769,7 +769,8 @@ status begin_pgsql(const call_context& ctx, const std::vector<item>& items) {
         }
         script += "}'::int4[]) AS u(k)";
     }
-    if (status s = ctx.c.execute_script(script); !s) return s.context(std::string(what) + ": begin");
+    if (status s = ctx.c.execute_script(script); !s)
+        return s.context(std::string(what) + ": begin");
     return status::ok();
 }
 
@@ -796,9 +797,9 @@ status begin_mysql(const call_context& ctx, const std::vector<item>& items, bool
                 auto r = ctx.c.query(texts(ctx.kind).locks[size_index], params);
                 if (!r) return r.error().context(std::string(what) + ": lock packets");
                 if (r->empty() || r->data[0].get_int(0).value_or(0) != 1) {
-                    return status(errc::unavailable,
-                                  std::string(what) + ": lock packets: not granted within " +
-                                      std::to_string(wait_s) + " s; retry");
+                    return status(errc::unavailable, std::string(what) +
+                                                         ": lock packets: not granted within " +
+                                                         std::to_string(wait_s) + " s; retry");
                 }
                 done += size;
             }
@@ -818,7 +819,8 @@ status begin_mysql(const call_context& ctx, const std::vector<item>& items, bool
         }
     }
     script += "; START TRANSACTION";
-    if (status s = ctx.c.execute_script(script); !s) return s.context(std::string(what) + ": begin");
+    if (status s = ctx.c.execute_script(script); !s)
+        return s.context(std::string(what) + ": begin");
     return status::ok();
 }
 
@@ -907,8 +909,10 @@ status abandon(const call_context& ctx, bool locked, status error) {
     (void)ctx.c.rollback();
     if (locked) {
         if (status s = ctx.c.execute_script(mysql_release_sql); !s && !s.retryable()) {
-            return status(errc::internal, error.message() + "; and releasing the packet locks "
-                                                            "failed: " + s.message());
+            return status(errc::internal, error.message() +
+                                              "; and releasing the packet locks "
+                                              "failed: " +
+                                              s.message());
         }
     }
     return error;
@@ -922,8 +926,8 @@ result<std::vector<store_outcome>> attempt(const call_context& ctx, const std::v
     if (status s = begin(ctx, items, locked); !s) return abandon(ctx, locked, s);
     if (status s = store_all(ctx, items, careful, out); !s) return abandon(ctx, locked, s);
     // MySQL: the packet locks go with the COMMIT, in the same round trip.
-    status s = locked ? ctx.c.execute_script(std::string("COMMIT; ") + mysql_release_sql)
-                      : ctx.c.commit();
+    status s =
+        locked ? ctx.c.execute_script(std::string("COMMIT; ") + mysql_release_sql) : ctx.c.commit();
     if (!s) return abandon(ctx, locked, s.context(std::string(what) + ": commit"));
     return out;
 }
@@ -935,9 +939,9 @@ result<std::vector<store_outcome>> store_records(db::connection& c,
                                                  unix_seconds now, const store_options& options) {
     if (inputs.empty()) return std::vector<store_outcome>{};
     const std::vector<item> items = prepare_items(inputs, now);
-    const call_context ctx{c,       c.kind(), format_sql_time(now),
-                           std::max<std::int64_t>(options.mesh_window_s, 0),
-                           now,     options};
+    const call_context ctx{
+        c,   c.kind(), format_sql_time(now), std::max<std::int64_t>(options.mesh_window_s, 0),
+        now, options};
     auto r = attempt(ctx, items, false);
     // A refused value: the fast path cannot tell which record it was (and PostgreSQL has
     // aborted the transaction), so the call is redone with savepoints around each chunk.

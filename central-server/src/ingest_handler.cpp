@@ -4,6 +4,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <future>
+#include <memory>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -18,6 +20,8 @@ namespace {
 
 constexpr const char* component = "ingest";
 constexpr const char* unavailable_text = "The database is unavailable; retry later.";
+constexpr const char* refused_text =
+    "The database refused a value of this record (too long, or not storable).";
 constexpr std::size_t max_echoed_path = 256;
 
 using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
@@ -196,14 +200,22 @@ std::vector<cluster_data> validate_items(std::vector<request_item>& items,
     return valid;
 }
 
-/// Copies the store's outcomes into their items; a refused record becomes a rejection.
+/// Copies the store's outcomes into their items; a refused record becomes a rejection
+/// with a fixed reason (the database's message is logged: it may name internals).
 void apply_outcomes(std::vector<store_outcome>& outcomes, const std::vector<std::size_t>& positions,
+                    const std::vector<const cluster_data*>& records, const std::string& node,
                     std::vector<item_result>& results) {
     for (std::size_t k = 0; k < outcomes.size() && k < positions.size(); ++k) {
         item_result& r = results[positions[k]];
         if (outcomes[k].status == store_status::refused) {
+            const cluster_data& rec = *records[k];
+            OPENDMS_LOG(warning, component,
+                        "record refused by the database (node "
+                            << (node.empty() ? "-" : node) << ", duck_id " << rec.duck_id
+                            << ", message_id " << rec.message_id << ", uuid "
+                            << rec.uuid.value_or("-") << "): " << outcomes[k].reason);
             r.rejected = true;
-            r.message = "The record could not be stored: " + outcomes[k].reason;
+            r.message = refused_text;
         } else {
             r.outcome = std::move(outcomes[k]);
         }
@@ -291,9 +303,36 @@ http_reply database_failure(const status& error, std::int64_t retry_after_s) {
 
 }  // namespace
 
+namespace {
+
+group_options group_options_from(const handler_options& o, const db_pool& pool) {
+    group_options g;
+    g.max_groups = o.store_groups != 0 ? o.store_groups : std::max<std::size_t>(1, pool.size() / 2);
+    g.max_records = std::max<std::size_t>(o.max_batch_records, 1);
+    g.pool_wait = o.pool_wait;
+    g.store = o.store;
+    return g;
+}
+
+}  // namespace
+
 ingest_handler::ingest_handler(handler_options options, const token_store& tokens, db_pool& pool,
                                metrics& m, const clock& clk)
-    : options_(std::move(options)), tokens_(tokens), pool_(pool), metrics_(m), clock_(clk) {}
+    : options_(std::move(options)),
+      tokens_(tokens),
+      pool_(pool),
+      metrics_(m),
+      clock_(clk),
+      group_(pool, clk, group_options_from(options_, pool)) {}
+
+ingest_handler::~ingest_handler() {
+    {
+        std::lock_guard<std::mutex> lock(monitor_mutex_);
+        monitor_stop_ = true;
+    }
+    monitor_wake_.notify_all();
+    if (monitor_.joinable()) monitor_.join();
+}
 
 std::optional<http_reply> ingest_handler::check_head(const http_request& head) {
     std::string_view path = path_of(head.target);
@@ -316,7 +355,23 @@ std::optional<http_reply> ingest_handler::check_head(const http_request& head) {
         r.content_type = "text/plain; version=0.0.4; charset=utf-8";
         return with_route(std::move(r), route->path);
     }
-    if (path == "/readyz") return std::nullopt;  // asks the database: a worker's job
+    if (path == "/readyz") {
+        if (interval_.count() == 0) return std::nullopt;  // asks the database: a worker's job
+        readiness latest;
+        {
+            std::lock_guard<std::mutex> lock(latest_mutex_);
+            latest = latest_;
+        }
+        const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - latest.at);
+        if (!latest.known) return std::nullopt;  // the first check is under way: wait for it
+        if (age > 3 * interval_) {
+            latest.reason = "the database has not answered the readiness check for " +
+                            std::to_string(age.count()) + " ms";
+            latest.ready = false;
+        }
+        return with_route(readiness_reply(latest), route->path);
+    }
 
     auth_result auth = tokens_.authenticate(head.authorization);
     if (auth.outcome == auth_outcome::not_configured) {
@@ -343,17 +398,28 @@ std::optional<http_reply> ingest_handler::check_head(const http_request& head) {
 }
 
 http_reply ingest_handler::handle(const http_request& request) {
-    // The same checks as for the head, so that a caller need not have called check_head().
-    if (std::optional<http_reply> early = check_head(request)) return std::move(*early);
-    if (path_of(request.target) == "/readyz") return with_route(ready(), "/readyz");
-    return with_route(ingest(request), "/api/ingest");
+    std::promise<http_reply> answer;
+    std::future<http_reply> future = answer.get_future();
+    handle_async(request, [&answer](http_reply r) { answer.set_value(std::move(r)); });
+    return future.get();
 }
 
-http_reply ingest_handler::ingest(const http_request& request) {
+void ingest_handler::handle_async(http_request request, std::function<void(http_reply)> done) {
+    // The same checks as for the head, so that a caller need not have called check_head().
+    if (std::optional<http_reply> early = check_head(request)) return done(std::move(*early));
+    if (path_of(request.target) == "/readyz") {
+        return done(with_route(readiness_reply(check_readiness()), "/readyz"));
+    }
+    ingest(request, [done = std::move(done)](http_reply r) {
+        done(with_route(std::move(r), "/api/ingest"));
+    });
+}
+
+void ingest_handler::ingest(const http_request& request, std::function<void(http_reply)> done) {
     const std::string node = tokens_.authenticate(request.authorization).node;
     auto finish = [&](http_reply r) {
         r.node = node;
-        return r;
+        done(std::move(r));
     };
     if (request.body.size() > options_.max_body_bytes) {
         return finish(json_message(413, "The request body is larger than " +
@@ -371,44 +437,96 @@ http_reply ingest_handler::ingest(const http_request& request) {
         return finish(json_message(e.http_status, e.message));
     }
 
-    std::vector<item_result> results;
-    std::vector<std::size_t> positions;
-    std::vector<cluster_data> records = validate_items(decoded.request->items, results, positions);
-    if (!records.empty()) {
-        auto lease = pool_.acquire(options_.pool_wait);
-        if (!lease) return finish(database_failure(lease.error(), options_.retry_after_s));
-        auto outcomes = store_records(**lease, records, node, clock_.now(), options_.store);
-        if (!outcomes) {
-            if (!outcomes.error().retryable()) lease->discard();
-            return finish(database_failure(outcomes.error(), options_.retry_after_s));
+    // What the answer needs once the records are stored, kept until the group answers.
+    struct pending {
+        bool batch = false;
+        std::string node;
+        std::vector<item_result> results;
+        std::vector<std::size_t> positions;
+        std::vector<cluster_data> records;  // the valid ones, borrowed by the group
+        std::function<void(http_reply)> done;
+    };
+    auto p = std::make_shared<pending>();
+    p->batch = decoded.request->batch;
+    p->node = node;
+    p->done = std::move(done);
+    p->records = validate_items(decoded.request->items, p->results, p->positions);
+    auto answer = [this](pending& q) {
+        tally t = count(q.results);
+        metrics_.count_records(t.stored, t.duplicate, t.mesh_duplicate, t.rejected);
+        http_reply reply = q.batch ? batch_reply(q.results, t) : single_reply(q.results.at(0));
+        reply.note = t.note();
+        reply.node = q.node;
+        q.done(std::move(reply));
+    };
+    if (p->records.empty()) return answer(*p);
+    group_.submit(p->records, node, [this, p, answer](store_group::outcomes out) {
+        if (!out) {
+            http_reply r = database_failure(out.error(), options_.retry_after_s);
+            r.node = p->node;
+            return p->done(std::move(r));
         }
-        apply_outcomes(*outcomes, positions, results);
-    }
-    tally t = count(results);
-    metrics_.count_records(t.stored, t.duplicate, t.mesh_duplicate, t.rejected);
-    http_reply reply =
-        decoded.request->batch ? batch_reply(results, t) : single_reply(results.at(0));
-    reply.note = t.note();
-    return finish(std::move(reply));
+        std::vector<const cluster_data*> stored;
+        stored.reserve(p->records.size());
+        for (const cluster_data& r : p->records) stored.push_back(&r);
+        apply_outcomes(*out, p->positions, stored, p->node, p->results);
+        answer(*p);
+    });
 }
 
-http_reply ingest_handler::ready() {
-    auto lease = pool_.acquire(options_.pool_wait);
-    if (!lease) return status_reply(503, "not ready", lease.error().message());
-    db::migrator m(**lease);
-    auto state = m.state();
-    if (!state) {
-        if (!state.error().retryable()) lease->discard();
-        return status_reply(503, "not ready", state.error().message());
+void ingest_handler::start_readiness_checks(std::chrono::milliseconds interval) {
+    if (monitor_.joinable() || interval.count() <= 0) return;
+    interval_ = interval;
+    monitor_ = std::thread([this] { readiness_loop(); });
+}
+
+void ingest_handler::readiness_loop() {
+    std::unique_lock<std::mutex> lock(monitor_mutex_);
+    while (!monitor_stop_) {
+        lock.unlock();
+        (void)check_readiness();
+        lock.lock();
+        monitor_wake_.wait_for(lock, interval_, [this] { return monitor_stop_; });
     }
-    std::size_t pending = 0;
-    for (const db::migration_state& s : *state) pending += s.applied ? 0 : 1;
-    if (pending > 0) {
-        return status_reply(
-            503, "not ready",
-            std::to_string(pending) + " migration(s) pending; run `opendms-central migrate`");
+}
+
+ingest_handler::readiness ingest_handler::check_readiness() {
+    std::lock_guard<std::mutex> checking(check_mutex_);
+    readiness r;
+    r.known = true;
+    if (!ready_conn_) {
+        auto c = db::open(pool_.options());
+        if (c) {
+            ready_conn_ = std::move(*c);
+        } else {
+            r.reason = c.error().message();
+        }
     }
-    return status_reply(200, "ready", "");
+    if (ready_conn_) {
+        db::migrator m(*ready_conn_);
+        auto state = m.state();
+        if (!state) {
+            if (!state.error().retryable()) ready_conn_.reset();
+            r.reason = state.error().message();
+        } else {
+            std::size_t pending = 0;
+            for (const db::migration_state& s : *state) pending += s.applied ? 0 : 1;
+            if (pending > 0) {
+                r.reason = std::to_string(pending) +
+                           " migration(s) pending; run `opendms-central migrate`";
+            } else {
+                r.ready = true;
+            }
+        }
+    }
+    r.at = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lock(latest_mutex_);
+    latest_ = r;
+    return r;
+}
+
+http_reply ingest_handler::readiness_reply(const readiness& r) const {
+    return r.ready ? status_reply(200, "ready", "") : status_reply(503, "not ready", r.reason);
 }
 
 }  // namespace opendms::central

@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -151,7 +151,6 @@ client_run store_in_batches(db::connection& c, const std::vector<cluster_data>& 
     }
     return run;
 }
-
 
 // Forwards every call to a real connection; `on_query` runs before each query() with its
 // SQL, so a test can look at the session (on `inner`, inside the store's transaction).
@@ -473,9 +472,14 @@ TEST_CASE("array literals carry awkward text and NULLs through PostgreSQL unchan
     scratch_database s(db::dialect::pgsql);
     auto c = s.connect();
     const std::vector<std::optional<std::string>> values = {
-        std::string("plain"), std::string("with \"quotes\" and \\ backslash"),
-        std::string("commas, {braces}"), std::string("NULL"), std::string(""), std::nullopt,
-        std::string("  leading and trailing spaces  "), std::string("tab\tnewline\n"),
+        std::string("plain"),
+        std::string("with \"quotes\" and \\ backslash"),
+        std::string("commas, {braces}"),
+        std::string("NULL"),
+        std::string(""),
+        std::nullopt,
+        std::string("  leading and trailing spaces  "),
+        std::string("tab\tnewline\n"),
         std::string("Malay dan \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\xa6\x86")};
     central::pg_array a;
     for (const auto& v : values) a.add(v);
@@ -532,8 +536,7 @@ TEST_CASE("the neighbour query probes an index per packet, never scans the table
         scratch_database s(db::dialect::pgsql);
         auto c = migrated(s);
         if (young) {
-            REQUIRE(c->execute_script(
-                "alter table cluster_data set (autovacuum_enabled = false)"));
+            REQUIRE(c->execute_script("alter table cluster_data set (autovacuum_enabled = false)"));
         }
         // Rows inside every record's mesh window: a time index would have to read them all.
         REQUIRE(c->execute_script(
@@ -569,8 +572,7 @@ TEST_CASE("the neighbour query probes an index per packet, never scans the table
     }
 }
 
-TEST_CASE("a 20000-record call holds at most 1024 packet locks and is stored",
-          "[integration]") {
+TEST_CASE("a 20000-record call holds at most 1024 packet locks and is stored", "[integration]") {
     // Regression: one advisory lock per distinct (duck_id, message_id) filled PostgreSQL's
     // shared lock table ("out of shared memory") with large or concurrent batches.
     scratch_database s(db::dialect::pgsql);
@@ -599,8 +601,7 @@ TEST_CASE("a 20000-record call holds at most 1024 packet locks and is stored",
     CHECK(rows(*c) == 20000);
 }
 
-TEST_CASE("a lock timeout is retryable and never makes a record refused",
-          "[integration][fault]") {
+TEST_CASE("a lock timeout is retryable and never makes a record refused", "[integration][fault]") {
     // Regression: PostgreSQL's 55P03 (lock_timeout) was classified as a data error, so a
     // record waiting for a lock was answered "rejected" and its sender never retried it.
     const db::dialect d = each_server();
@@ -612,10 +613,11 @@ TEST_CASE("a lock timeout is retryable and never makes a record refused",
         // Another transaction holds the uuid of record 3 without committing: our INSERT
         // must wait for it.
         REQUIRE(other->begin());
-        REQUIRE(other->exec("insert into cluster_data (created_at, duck_id, topic, message_id, "
-                            "uuid) values (?, ?, ?, ?, ?)",
-                            {format_sql_time(t0), std::string("HOLD"), std::string("status"),
-                             std::string("H1H1"), *records[3].uuid}));
+        REQUIRE(
+            other->exec("insert into cluster_data (created_at, duck_id, topic, message_id, "
+                        "uuid) values (?, ?, ?, ?, ?)",
+                        {format_sql_time(t0), std::string("HOLD"), std::string("status"),
+                         std::string("H1H1"), *records[3].uuid}));
         store_options o;
         o.mesh_window_s = 0;
         o.lock_timeout = std::chrono::milliseconds(1000);

@@ -317,8 +317,7 @@ TEST_CASE("an upper-case uuid is stored lower-case and matches its lower-case re
     CHECK(rows(d.c()) == 1);
 }
 
-TEST_CASE("records of several nodes stored in one call keep each its own received_from",
-          "[unit]") {
+TEST_CASE("records of several nodes stored in one call keep each its own received_from", "[unit]") {
     central_db d;
     const auto records = batch(3);
     const std::string a = "node-a", b = "node-b", none;

@@ -7,17 +7,24 @@
 #include <zlib.h>
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <fstream>
+#include <future>
 #include <memory>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "opendms/central/db_pool.hpp"
+#include "opendms/central/http_types.hpp"
 #include "opendms/central/ingest_handler.hpp"
 #include "opendms/central/metrics.hpp"
+#include "opendms/central/store_group.hpp"
 #include "opendms/central/token_store.hpp"
 #include "opendms/clock.hpp"
 #include "opendms/db/migrations.hpp"
+#include "opendms/gzip.hpp"
 #include "test_servers.hpp"
 
 using namespace opendms;
@@ -664,4 +671,215 @@ TEST_CASE("the database coming back ends the 503s without a restart", "[unit][fa
     REQUIRE(::mkdir(sub.c_str(), 0700) == 0);
     migrate(o);
     CHECK(id_of(p.handler.handle(post(seed_record))) > 0);
+}
+
+// ---- a record the database refuses -------------------------------------------------------
+
+TEST_CASE("a record the database refuses gets a fixed reason, never the database's message",
+          "[unit]") {
+    // Regression: the reason sent back was the driver's text ("sqlite.query: ... secret"),
+    // which can name tables, constraints and server internals.
+    fixture f;
+    {
+        auto c = db::open(f.db);
+        REQUIRE(c);
+        REQUIRE((*c)->execute_script(
+            "create trigger refuse_boom before insert on cluster_data when new.payload = 'boom' "
+            "begin select raise(abort, 'internal detail: constraint cd_secret_42'); end"));
+    }
+    std::string body = "{\"records\":[" + record("D1", "AAAA", "2026-02-27 10:00:00") + "," +
+                       record("D1", "BBBB", "2026-02-27 10:00:00", "boom") + "]}";
+    http_reply r = f.handler().handle(post(body));
+    INFO(r.body);
+    REQUIRE(r.status == 200);
+    CHECK(r.body.find("secret") == std::string::npos);
+    CHECK(r.body.find("sqlite") == std::string::npos);
+    rapidjson::Document d = parse(r.body);
+    CHECK(d["stored"].GetInt() == 1);
+    CHECK(d["rejected"].GetInt() == 1);
+    CHECK(d["results"][1]["status"].GetString() == std::string("rejected"));
+    CHECK(d["results"][1]["message"].GetString() ==
+          std::string("The database refused a value of this record (too long, or not storable)."));
+    http_reply single =
+        f.handler().handle(post(record("D1", "CCCC", "2026-02-27 10:00:00", "boom")));
+    CHECK(single.status == 422);
+    CHECK(single.body.find("secret") == std::string::npos);
+}
+
+// ---- group commit ------------------------------------------------------------------------
+
+TEST_CASE("concurrent requests share one transaction and each gets its own answer and node",
+          "[unit]") {
+    test::temp_dir dir;
+    std::string path = dir.file("tokens");
+    std::ofstream(path) << "n1 " << token_hash("token-one") << "\nn2 " << token_hash("token-two")
+                        << "\n";
+    handler_options options;
+    options.store_groups = 1;  // one transaction at a time: the others wait and group
+    fixture f(shared_token, path, options);
+    // Another writer holds SQLite's write lock: the first request's transaction waits for
+    // it (busy timeout) while the next five queue up behind it.
+    auto blocker = db::open(f.db);
+    REQUIRE(blocker);
+    REQUIRE((*blocker)->execute_script("BEGIN IMMEDIATE"));
+    std::vector<std::future<http_reply>> replies;
+    const char* tokens[] = {"token-one", "token-two", shared_token.c_str()};
+    for (int i = 0; i < 6; ++i) {
+        replies.push_back(std::async(std::launch::async, [&f, i, &tokens] {
+            return f.handler().handle(post(
+                record("G" + std::to_string(i), "M00" + std::to_string(i), "2026-02-27 10:00:00"),
+                tokens[i % 3]));
+        }));
+        if (i == 0) {
+            // The first one leads: it is in store_records() before the others arrive.
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    }
+    for (int i = 0; i < 100 && f.handler().group().waiting() < 5; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    CHECK(f.handler().group().waiting() == 5);
+    REQUIRE((*blocker)->execute_script("COMMIT"));
+    std::vector<std::int64_t> ids;
+    for (auto& r : replies) ids.push_back(id_of(r.get()));
+    const group_stats stats = f.handler().group().stats();
+    CHECK(stats.transactions == 2);
+    CHECK(stats.requests == 6);
+    CHECK(stats.largest == 5);
+    CHECK(std::set<std::int64_t>(ids.begin(), ids.end()).size() == 6);
+    for (int i = 0; i < 6; ++i) {
+        CHECK(f.column("duck_id", ids[i]) == "G" + std::to_string(i));
+        CHECK(f.column("received_from", ids[i]) == std::string(i % 3 == 0   ? "n1"
+                                                               : i % 3 == 1 ? "n2"
+                                                                            : "default"));
+    }
+    CHECK(f.count() == 6);
+    CHECK(f.m().records("stored") == 6);
+}
+
+TEST_CASE("a failed group transaction answers every request in it 503, storing none",
+          "[unit][fault]") {
+    test::temp_dir dir;
+    std::string sub = dir.file("later");
+    handler_options options;
+    options.store_groups = 1;
+    options.pool_wait = std::chrono::milliseconds(100);
+    server_parts p(sqlite_at(sub + "/central.sqlite"), shared_token, "", options);
+    std::vector<std::future<http_reply>> replies;
+    for (int i = 0; i < 4; ++i) {
+        replies.push_back(std::async(std::launch::async, [&p, i] {
+            return p.handler.handle(post(
+                record("F" + std::to_string(i), "F00" + std::to_string(i), "2026-02-27 10:00:00")));
+        }));
+    }
+    for (auto& r : replies) {
+        http_reply reply = r.get();
+        CHECK(reply.status == 503);
+        CHECK(header(reply, "Retry-After") == "5");
+    }
+}
+
+// ---- readiness ---------------------------------------------------------------------------
+
+TEST_CASE("a pool busy with ingest does not make /readyz unready", "[unit]") {
+    // Regression: /readyz waited for a pooled connection and answered "not ready" when
+    // ingest held them all (pool_wait later).
+    handler_options options;
+    options.pool_wait = std::chrono::milliseconds(200);
+    fixture f(shared_token, "", options);
+    auto first = f.parts->pool.acquire(std::chrono::milliseconds(100));
+    auto second = f.parts->pool.acquire(std::chrono::milliseconds(100));
+    REQUIRE(first);
+    REQUIRE(second);
+    CHECK(f.handler().handle(post(seed_record)).status == 503);  // ingest has to wait
+    http_reply r = f.handler().handle(get("/readyz"));
+    CHECK(r.status == 200);
+    CHECK(r.body == R"({"status":"ready"})");
+}
+
+TEST_CASE("with readiness checks running, /readyz is answered at the head", "[unit]") {
+    fixture f;
+    f.handler().start_readiness_checks(std::chrono::milliseconds(50));
+    std::optional<http_reply> r;
+    for (int i = 0; i < 200 && !r; ++i) {
+        r = f.handler().check_head(get("/readyz"));
+        if (!r) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->route == "/readyz");
+    auto held = f.parts->pool.acquire(std::chrono::milliseconds(100));
+    auto held2 = f.parts->pool.acquire(std::chrono::milliseconds(100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(120));
+    r = f.handler().check_head(get("/readyz"));
+    REQUIRE(r);
+    CHECK(r->status == 200);
+}
+
+// ---- response compression ----------------------------------------------------------------
+
+TEST_CASE("accepts_gzip reads Accept-Encoding with its q-values", "[unit]") {
+    CHECK(accepts_gzip("gzip"));
+    CHECK(accepts_gzip("GZIP"));
+    CHECK(accepts_gzip("x-gzip"));
+    CHECK(accepts_gzip("deflate, gzip;q=0.5, br"));
+    CHECK(accepts_gzip(" gzip ; q=1.0 "));
+    CHECK(accepts_gzip("*"));
+    CHECK(accepts_gzip("identity, *;q=0.1"));
+    CHECK_FALSE(accepts_gzip(""));
+    CHECK_FALSE(accepts_gzip("identity"));
+    CHECK_FALSE(accepts_gzip("deflate, br"));
+    CHECK_FALSE(accepts_gzip("gzip;q=0"));
+    CHECK_FALSE(accepts_gzip("gzip;q=0.000"));
+    CHECK_FALSE(accepts_gzip("*, gzip;q=0"));  // gzip named and refused: * does not override
+    CHECK_FALSE(accepts_gzip("*;q=0"));
+    CHECK_FALSE(accepts_gzip("gzip;q=abc"));  // unreadable: the safe side
+    CHECK_FALSE(accepts_gzip("gzipper"));
+}
+
+TEST_CASE("a JSON reply of 1 KiB or more is gzipped for a client that accepts it", "[unit]") {
+    http_reply big;
+    big.body = "{\"results\":[" + std::string(2000, ' ') + "]}";
+    const std::string original = big.body;
+    http_reply plain = big;
+    compress_reply(big, "gzip, deflate");
+    CHECK(header(big, "Content-Encoding") == "gzip");
+    CHECK(header(big, "Vary") == "Accept-Encoding");
+    CHECK(big.body.size() < original.size() / 10);
+    std::string inflated;
+    REQUIRE(gzip_decompress(big.body, inflated, 1 << 20).error == gunzip_error::none);
+    CHECK(inflated == original);
+    // Not accepted: the same body, but Vary says the form depends on the header.
+    compress_reply(plain, "identity");
+    CHECK(plain.body == original);
+    CHECK(header(plain, "Content-Encoding").empty());
+    CHECK(header(plain, "Vary") == "Accept-Encoding");
+    // Small replies and non-JSON replies are left alone.
+    http_reply small = json_message(200, "Record ingested");
+    compress_reply(small, "gzip");
+    CHECK(small.headers.empty());
+    http_reply text;
+    text.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    text.body = std::string(4096, 'x');
+    compress_reply(text, "gzip");
+    CHECK(text.body == std::string(4096, 'x'));
+    CHECK(text.headers.empty());
+}
+
+TEST_CASE("a large batch answer compresses to a small fraction of its size", "[unit]") {
+    fixture f;
+    std::string body = "{\"records\":[";
+    for (int i = 0; i < 500; ++i) {
+        if (i > 0) body += ",";
+        body +=
+            record("Z" + std::to_string(i % 50), "Z" + std::to_string(i), "2026-02-27 10:00:00");
+    }
+    body += "]}";
+    http_reply r = f.handler().handle(post(body));
+    REQUIRE(r.status == 200);
+    const std::size_t plain = r.body.size();
+    compress_reply(r, "gzip");
+    INFO(plain << " bytes -> " << r.body.size());
+    CHECK(header(r, "Content-Encoding") == "gzip");
+    CHECK(r.body.size() * 5 < plain);
 }

@@ -64,10 +64,11 @@ std::string one_line(std::string_view text) {
 //   class 42 (syntax error or access rule violation: the statement does not fit the
 //   database) and 0A000 (feature not supported).
 // XX (internal error, data corrupted) is internal. Everything else is about the server's
-// state, not the input, and may clear up: unavailable, e.g. 08 (connection), 40001/40P01 (serialization, deadlock), 53 (resources: disk full,
-// out of memory, too many connections), 55P03 (lock_timeout), 57014 (statement_timeout or
-// cancel), 57P01..57P05 (shutdown, idle timeouts), 25006 (read-only transaction: a standby
-// or a database in read-only mode), 40003, 58030 (I/O error on the server), 72000.
+// state, not the input, and may clear up: unavailable, e.g. 08 (connection), 40001/40P01
+// (serialization, deadlock), 53 (resources: disk full, out of memory, too many
+// connections), 55P03 (lock_timeout), 57014 (statement_timeout or cancel), 57P01..57P05
+// (shutdown, idle timeouts), 25006 (read-only transaction: a standby, or a database in
+// read-only mode), 40003, 58030 (I/O error on the server), 72000.
 errc classify(const char* sqlstate, bool connection_bad) {
     if (connection_bad) return errc::unavailable;
     if (sqlstate == nullptr || std::strlen(sqlstate) != 5) return errc::internal;

@@ -134,8 +134,8 @@ struct store_input {
 /// order. `received_from`: the authenticated node name. `now`: the time of the request.
 result<std::vector<store_outcome>> store_records(db::connection& c,
                                                  const std::vector<cluster_data>& records,
-                                                 const std::string& received_from,
-                                                 unix_seconds now, const store_options& options);
+                                                 const std::string& received_from, unix_seconds now,
+                                                 const store_options& options);
 
 /// The same for records delivered by several nodes (requests stored together, see
 /// store_group.hpp): each row's received_from is its input's.

@@ -42,7 +42,8 @@ public:
 
     private:
         friend class db_pool;
-        lease(db_pool* pool, std::unique_ptr<db::connection> c) : pool_(pool), conn_(std::move(c)) {}
+        lease(db_pool* pool, std::unique_ptr<db::connection> c)
+            : pool_(pool), conn_(std::move(c)) {}
         db_pool* pool_;
         std::unique_ptr<db::connection> conn_;
         bool discard_ = false;
@@ -54,6 +55,8 @@ public:
     result<lease> acquire(std::chrono::milliseconds wait);
 
     std::size_t size() const noexcept { return size_; }
+    /// The options its connections are opened with (for a connection of one's own).
+    const db::connect_options& options() const noexcept { return options_; }
     /// Connections currently leased out.
     std::size_t in_use() const;
     /// Connections currently open (idle + leased).

@@ -16,9 +16,23 @@
 //                     "duplicate_of":3},{"status":"rejected","message":"...","errors":{...}}]}
 //                     results in request order; rejected = failed validation or refused
 //                     by the database. Never 422 for the batch as a whole.
+//       A record the database refuses is answered with a fixed reason ("The database
+//       refused a value of this record (too long, or not storable)."); the database's own
+//       message is logged (warning, with the record's uuid), never sent: it may name
+//       internals.
+//       Storing goes through store_group (group commit): concurrent requests share a
+//       transaction, each with its own answer; handle_async() answers from the thread
+//       that ran the group, so a worker never waits for another request's transaction.
 //   GET /healthz      200 {"status":"ok"}: the process is up (no database access)
-//   GET /readyz       200 {"status":"ready"} when a pooled connection answers and the
-//                     migrations are current; else 503 {"status":"not ready","reason":...}
+//   GET /readyz       200 {"status":"ready"} when the database answers and the migrations
+//                     are current; else 503 {"status":"not ready","reason":...}. It uses a
+//                     connection of its own, never the pool, so a pool busy with ingest
+//                     does not make the instance look unready. With
+//                     start_readiness_checks() (the daemon) a thread checks every interval
+//                     and check_head() answers from the latest check at once (not ready
+//                     when the latest is older than 3 intervals: the database hangs);
+//                     without (or before the first check is done), each /readyz checks
+//                     on a worker.
 //   GET /metrics      Prometheus text (text/plain; version=0.0.4)
 //   anything else     404 {"message":"The route <path> could not be found."}; a known path
 //                     with another method: 405 {"message":"The GET method is not supported
@@ -35,14 +49,21 @@
 // Thread safety: check_head() and handle() are called concurrently from many threads.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <string>
+#include <thread>
 
 #include "opendms/central/central_settings.hpp"
 #include "opendms/central/central_store.hpp"
 #include "opendms/central/db_pool.hpp"
 #include "opendms/central/http_server.hpp"
 #include "opendms/central/metrics.hpp"
+#include "opendms/central/store_group.hpp"
 #include "opendms/central/token_store.hpp"
 #include "opendms/clock.hpp"
 
@@ -54,26 +75,57 @@ struct handler_options {
     std::int64_t retry_after_s = 5;
     std::chrono::milliseconds pool_wait{5000};
     store_options store;
+    /// Store transactions in flight at once (store_group's max_groups); 0: half the pool
+    /// (at least 1).
+    std::size_t store_groups = 0;
 };
 
 class ingest_handler final : public request_handler {
 public:
     /// Borrows everything; all must outlive the handler.
-    ingest_handler(handler_options options, const token_store& tokens, db_pool& pool,
-                   metrics& m, const clock& clk);
+    ingest_handler(handler_options options, const token_store& tokens, db_pool& pool, metrics& m,
+                   const clock& clk);
+    ~ingest_handler() override;
 
     std::optional<http_reply> check_head(const http_request& head) override;
+    /// handle_async() and wait for its answer.
     http_reply handle(const http_request& request) override;
+    void handle_async(http_request request, std::function<void(http_reply)> done) override;
+
+    /// Starts the readiness thread (see /readyz above); stopped by the destructor.
+    void start_readiness_checks(std::chrono::milliseconds interval);
+
+    const store_group& group() const { return group_; }
 
 private:
-    http_reply ingest(const http_request& request);
-    http_reply ready();
+    struct readiness {
+        bool known = false;
+        bool ready = false;
+        std::string reason;
+        std::chrono::steady_clock::time_point at;
+    };
+
+    void ingest(const http_request& request, std::function<void(http_reply)> done);
+    readiness check_readiness();
+    http_reply readiness_reply(const readiness& r) const;
+    void readiness_loop();
 
     handler_options options_;
     const token_store& tokens_;
     db_pool& pool_;
     metrics& metrics_;
     const clock& clock_;
+    store_group group_;
+
+    std::mutex check_mutex_;                      // one readiness check at a time
+    std::unique_ptr<db::connection> ready_conn_;  // under check_mutex_
+    mutable std::mutex latest_mutex_;
+    readiness latest_;                       // under latest_mutex_
+    std::chrono::milliseconds interval_{0};  // 0: no readiness thread
+    std::mutex monitor_mutex_;
+    std::condition_variable monitor_wake_;
+    bool monitor_stop_ = false;  // under monitor_mutex_
+    std::thread monitor_;
 };
 
 }  // namespace opendms::central
