@@ -20,6 +20,15 @@ constexpr std::int64_t database_retry_ms = 1000;
 
 std::string seconds_text(std::int64_t ms) { return config::format_seconds(ms) + " s"; }
 
+/// t.post(p), timed for the request observer (set_request_observer).
+result<http_answer> timed_post(http_transport& t, const http_post& p,
+                               const std::function<void(double)>& observer) {
+    const auto start = std::chrono::steady_clock::now();
+    auto answer = t.post(p);
+    if (observer) observer(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return answer;
+}
+
 }  // namespace
 
 /// One round: the records taken, and what became of each.
@@ -262,7 +271,7 @@ status pusher::launch_batches(std::int64_t now_ms, std::int64_t& pace_wait_ms) {
         // One transport: the request runs in finish (on this thread); several: each on its
         // own thread while this one prepares and settles the others.
         f.answer = std::async(clients_.size() > 1 ? std::launch::async : std::launch::deferred,
-                              [t, p = std::move(post)] { return t->post(p); });
+                              [t, p = std::move(post), o = &observer_] { return timed_post(*t, p, *o); });
         ++stats_.requests;
         flights_.push_back(std::move(f));
     }
@@ -350,7 +359,7 @@ result<step_result> pusher::send_singles(std::vector<outbox_item>& items, std::i
         post.body = encode_single(it.record);
         post.headers = headers(false, false);
         ++stats_.requests;
-        auto answer = clients_.front()->post(post);
+        auto answer = timed_post(*clients_.front(), post, observer_);
         if (!answer) {
             return on_failure(r, answer.error().message(), answer_kind::retry_later, std::nullopt,
                               now_ms);

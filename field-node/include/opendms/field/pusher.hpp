@@ -117,6 +117,10 @@ public:
     const push_state_row& state() const { return state_; }
     /// Thread-safe snapshot.
     pusher_stats stats() const;
+    /// Called after every HTTP request with its duration in seconds (answered or not), on
+    /// the thread that sent it, so several at once with CENTRAL_DMS_CONCURRENCY > 1: it must
+    /// be thread-safe. Set before run(). For the metrics (field_metrics.hpp).
+    void set_request_observer(std::function<void(double)> observer) { observer_ = std::move(observer); }
     /// The protocol the next round uses.
     push_protocol current_protocol() const;
 
@@ -148,6 +152,7 @@ private:
     std::deque<flight> flights_;
     std::uint64_t attempt_ = 0;  // advances with every failure that counts
     std::function<double()> random_unit_;
+    std::function<void(double)> observer_;  // set_request_observer
     outbox_store outbox_;
     backoff_schedule schedule_;
     pacer pacer_;
