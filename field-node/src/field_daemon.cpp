@@ -21,6 +21,7 @@
 #include "opendms/field/mqtt_subscriber.hpp"
 #include "opendms/field/push_service.hpp"
 #include "opendms/log.hpp"
+#include "opendms/systemd.hpp"
 
 namespace opendms::field {
 namespace {
@@ -205,6 +206,28 @@ int open_sink(const field_settings& s, signal_gate& signals, ingest_sink& sink, 
     return 0;
 }
 
+/// FIELD_METRICS_LISTEN: starts GET /metrics (field_metrics.hpp); 0 or an exit code.
+int start_metrics(const field_settings& s, const mqtt_subscriber& sub, const counters& n,
+                  push_service* push, const latency_histogram& latency,
+                  std::unique_ptr<metrics_server>& out, std::ostream& err) {
+    if (!s.metrics.enabled()) return 0;
+    metrics_sources src;
+    src.database = s.common.db;
+    const int connections = s.mqtt.connections;
+    src.daemon = [&sub, &n, connections] {
+        return daemon_counts{n.stored.load(), n.duplicates.load(), n.quarantined.load(),
+                             sub.connected(), connections};
+    };
+    src.push = push != nullptr ? &push->get() : nullptr;
+    src.latency = push != nullptr ? &latency : nullptr;
+    out = std::make_unique<metrics_server>(s.metrics, make_sampler(std::move(src)));
+    if (status st = out->start(); !st) {
+        err << "opendms-field run: FIELD_METRICS_LISTEN: " << st.message() << "\n";
+        return daemon_exit_failed;
+    }
+    return 0;
+}
+
 }  // namespace
 
 int run_daemon(const field_settings& s, std::ostream& err) {
@@ -218,6 +241,7 @@ int run_daemon(const field_settings& s, std::ostream& err) {
     if (int code = open_sink(s, signals, sink, err, signalled); code != 0) return code;
     if (signalled) return daemon_exit_ok;
 
+    latency_histogram latency;  // before push: the pusher's threads observe into it
     std::unique_ptr<push_service> push;
     if (s.push.enabled) {
         auto opened = push_service::open(s);
@@ -227,6 +251,9 @@ int run_daemon(const field_settings& s, std::ostream& err) {
                                                                    : daemon_exit_failed;
         }
         push = std::move(*opened);
+        if (s.metrics.enabled()) {
+            push->get().set_request_observer([&latency](double seconds) { latency.observe(seconds); });
+        }
         push->start();
     }
 
@@ -246,17 +273,26 @@ int run_daemon(const field_settings& s, std::ostream& err) {
                                  << database_label(s.common.db) << ", node " << s.node_id << ", "
                                  << s.mqtt.connections << " connection(s) to " << s.mqtt.host << ":"
                                  << s.mqtt.port << " for " << topics);
+    std::unique_ptr<metrics_server> metrics;
+    if (int code = start_metrics(s, sub, n, push.get(), latency, metrics, err); code != 0) {
+        return code;
+    }
+    // Under systemd (Type=notify): ready now; WATCHDOG=1 at least every half WatchdogSec.
+    systemd::notify_ready("receiving on " + topics);
+    const auto ping_period = systemd::ping_period(summary_interval);
 
     auto next_summary = std::chrono::steady_clock::now() + summary_interval;
     for (;;) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             next_summary - std::chrono::steady_clock::now());
-        int sig = signals.wait(std::max(left, std::chrono::milliseconds(0)));
+        int sig = signals.wait(std::clamp(left, std::chrono::milliseconds(0), ping_period));
         if (sig != 0) {
             OPENDMS_LOG(notice, component,
                         "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": stopping");
+            systemd::notify_stopping();
             break;
         }
+        systemd::notify_watchdog();
         if (std::chrono::steady_clock::now() >= next_summary) {
             log_summary(sub, n, s.mqtt.connections, push.get(), false);
             next_summary += summary_interval;

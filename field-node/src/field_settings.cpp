@@ -176,6 +176,7 @@ field_settings load_field_settings(const config::env_map& env, const config::set
         r.integer("MQTT_MAX_MESSAGE_BYTES", 16 * 1024, 256, max_message_limit));
     s.log_level = read_log_level(r);
     s.push = load_push_options(r, common);
+    s.metrics = load_metrics_options(r);
     return s;
 }
 
@@ -205,6 +206,7 @@ std::vector<std::string> describe(const field_settings& s, const config::env_map
     line("MQTT_MAX_MESSAGE_BYTES", std::to_string(s.max_message_bytes));
     line("LOG_LEVEL", level);
     describe_push(s.push, env, lines);
+    describe_metrics(s.metrics, env, lines);
     return lines;
 }
 

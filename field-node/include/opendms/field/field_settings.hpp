@@ -4,14 +4,15 @@
 //   of topic filters), MQTT_CLIENT_ID (opendms-field-<FIELD_NODE_ID>), MQTT_KEEPALIVE (30 s),
 //   MQTT_RECONNECT_MAX (30 s), MQTT_CONNECTIONS (1; >1 uses a shared subscription),
 //   FIELD_NODE_ID (the host name; [A-Za-z0-9._-]{1,64}), MESH_DUPLICATE_WINDOW (600 s; 0
-//   disables), MQTT_MAX_MESSAGE_BYTES (16384), LOG_LEVEL (info); and the CENTRAL_DMS_*
-//   delivery settings of push_settings.hpp.
+//   disables), MQTT_MAX_MESSAGE_BYTES (16384), LOG_LEVEL (info), FIELD_METRICS_LISTEN (off;
+//   field_metrics.hpp); and the CENTRAL_DMS_* delivery settings of push_settings.hpp.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "opendms/config/settings.hpp"
+#include "opendms/field/field_metrics.hpp"
 #include "opendms/field/ingest_store.hpp"
 #include "opendms/field/mqtt_subscriber.hpp"
 #include "opendms/field/push_settings.hpp"
@@ -27,6 +28,7 @@ struct field_settings {
     std::size_t max_message_bytes = 16 * 1024;
     log::level log_level = log::level::info;
     push_options push;  // delivery to the central server (hybrid mode): push_settings.hpp
+    metrics_options metrics;  // FIELD_METRICS_LISTEN: field_metrics.hpp
 
     /// The store's options derived from the above.
     ingest_options ingest() const;
