@@ -3,6 +3,7 @@
 
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,6 +17,7 @@
 
 #include "opendms/clock.hpp"
 #include "opendms/db/migrations.hpp"
+#include "opendms/field/database_guard.hpp"
 #include "opendms/field/ingest_store.hpp"
 #include "opendms/field/ingest_writer.hpp"
 #include "opendms/field/mqtt_subscriber.hpp"
@@ -141,7 +143,19 @@ bool sqlite_file_exists(const db::connect_options& o, std::ostream& err) {
 status store_message(ingest_sink& sink, const ingest_options& options, counters& n,
                      push_service* push, std::string_view topic, std::string_view payload) {
     auto outcome = sink.ingest(topic, payload);
-    if (!outcome) return outcome.error();
+    if (!outcome) {
+        if (outcome.error().code() == errc::corrupt) {
+            // The file went bad under us. Retrying cannot help; a restart can: the start-up
+            // check sets the file aside and the broker redelivers this message.
+            static std::atomic<bool> raised{false};
+            if (!raised.exchange(true)) {
+                OPENDMS_LOG(error, component, "the database is damaged (" << outcome.error().message()
+                                                                          << "): stopping to recover");
+                ::kill(::getpid(), SIGTERM);
+            }
+        }
+        return outcome.error();
+    }
     switch (*outcome) {
         case ingest_outcome::stored:
             n.stored.fetch_add(1);
@@ -235,6 +249,10 @@ int run_daemon(const field_settings& s, std::ostream& err) {
     signal_gate signals;
     ::signal(SIGPIPE, SIG_IGN);  // a closed socket is an error code, not a death
     if (!sqlite_file_exists(s.common.db, err)) return daemon_exit_config;
+    if (auto guarded = guard_database(s.common.db, real_clock()); !guarded) {
+        err << "opendms-field run: " << guarded.error().message() << "\n";
+        return daemon_exit_failed;
+    }
 
     ingest_sink sink;
     bool signalled = false;

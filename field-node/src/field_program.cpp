@@ -10,6 +10,7 @@
 #include "opendms/clock.hpp"
 #include "opendms/field/field_daemon.hpp"
 #include "opendms/field/field_settings.hpp"
+#include "opendms/field/database_guard.hpp"
 #include "opendms/field/field_status.hpp"
 #include "opendms/field/outbox_store.hpp"
 #include "opendms/field/push_service.hpp"
@@ -157,6 +158,7 @@ int status_command(cli::context& ctx) {
                 << " (is the database migrated? see `opendms-field migrate:status`)\n";
         return cli::exit_failed;
     }
+    s->damaged_databases = list_set_aside(o);
     ctx.out << (json ? to_json(*s) : to_text(*s));
     if (json) ctx.out << "\n";
     return cli::exit_ok;

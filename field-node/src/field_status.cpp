@@ -130,6 +130,10 @@ std::string to_json(const field_status& s) {
     time("auth_alarm_since", s.auth_alarm_since);
     number("bytes_sent", s.bytes_sent);
     number("bytes_received", s.bytes_received);
+    w.Key("damaged_databases");
+    w.StartArray();
+    for (const std::string& f : s.damaged_databases) w.String(f.data(), static_cast<rapidjson::SizeType>(f.size()));
+    w.EndArray();
     w.EndObject();
     return std::string(out.GetString(), out.GetSize());
 }
@@ -160,6 +164,9 @@ std::string to_text(const field_status& s) {
     out += "protocol: " + s.protocol.value_or("not detected yet") + "\n";
     out += "bytes sent/received: " + std::to_string(s.bytes_sent) + " / " +
            std::to_string(s.bytes_received) + "\n";
+    for (const std::string& f : s.damaged_databases) {
+        out += "DATABASE ALARM: a damaged database was kept aside: " + f + "\n";
+    }
     return out;
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "opendms/db/database.hpp"
 #include "opendms/record.hpp"
@@ -32,6 +33,8 @@ struct field_status {
     std::optional<unix_seconds> auth_alarm_since;  // set: the central refuses our token
     std::int64_t bytes_sent = 0;
     std::int64_t bytes_received = 0;
+    // Damaged databases kept aside at start-up (database_guard.hpp): the lasting alarm.
+    std::vector<std::string> damaged_databases;
 };
 
 /// Reads the counts in one read transaction (a consistent snapshot): a single SELECT of
@@ -49,7 +52,8 @@ result<field_status> read_status(db::connection& c, unix_seconds now);
 /// oldest_pending_age_seconds (null when nothing is pending), outbox_depth, then parked,
 /// live, backlog, protocol, consecutive_failures, last_attempt_at, last_success_at,
 /// last_error, next_attempt_at, auth_alarm (true/false), auth_alarm_since, bytes_sent,
-/// bytes_received (times as "YYYY-MM-DD HH:MM:SS" UTC, or null). Written in that order,
+/// bytes_received (times as "YYYY-MM-DD HH:MM:SS" UTC, or null), damaged_databases (an
+/// array of file names; filled by the caller). Written in that order,
 /// on one line, without a trailing newline.
 std::string to_json(const field_status& s);
 /// Human-readable lines, one per count, each ending in a newline ("records pending: 3").
