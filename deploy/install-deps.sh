@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages this project needs, only those missing.
 #   deploy/install-deps.sh build    compilers and libraries (the demo needs these + mosquitto)
-#   deploy/install-deps.sh test     the above plus PostgreSQL and MariaDB servers for tests
+#   deploy/install-deps.sh test     the above plus PostgreSQL and MariaDB servers for tests,
+#                                   and the operations tools the tests check deploy/ with:
+#                                   nginx, openssl, systemd (systemd-analyze), docker-compose
+#                                   (only `config`: no container engine is needed),
+#                                   dpkg-dev (dpkg-shlibdeps for the packages)
 # Uses sudo when not root. Debian's archive is the only source.
 set -euo pipefail
 
@@ -10,7 +14,8 @@ want=(build-essential cmake ninja-build pkg-config ccache
       libsqlite3-dev sqlite3 libpq-dev libmariadb-dev rapidjson-dev catch2
       libmosquitto-dev mosquitto mosquitto-clients libsystemd-dev python3 iproute2)
 if [[ "${1:-build}" == test ]]; then
-    want+=(postgresql mariadb-server mariadb-client)
+    want+=(postgresql mariadb-server mariadb-client
+           nginx openssl systemd docker-compose dpkg-dev)
 fi
 
 missing=()
