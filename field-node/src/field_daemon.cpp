@@ -11,12 +11,14 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <ostream>
 #include <sstream>
 #include <vector>
 
 #include "opendms/clock.hpp"
 #include "opendms/db/migrations.hpp"
+#include "opendms/field/clock_watch.hpp"
 #include "opendms/field/database_guard.hpp"
 #include "opendms/field/ingest_store.hpp"
 #include "opendms/field/ingest_writer.hpp"
@@ -140,8 +142,30 @@ bool sqlite_file_exists(const db::connect_options& o, std::ostream& err) {
     return false;
 }
 
+/// Logs a jump of the wall clock (records take it as their time; clock_watch.hpp).
+void watch_clock() {
+    static std::mutex mutex;
+    static clock_watch watch;
+    const std::int64_t steady_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::steady_clock::now().time_since_epoch())
+                                       .count();
+    std::optional<std::int64_t> jump;
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        jump = watch.observe(real_clock().now_ms(), steady_ms);
+    }
+    if (jump) {
+        OPENDMS_LOG(warning, component,
+                    "the wall clock jumped " << (*jump < 0 ? "back" : "forward") << " by "
+                                             << std::llabs(*jump) / 1000
+                                             << " s: records take its time (created_at), their "
+                                                "order stays the order of arrival (id)");
+    }
+}
+
 status store_message(ingest_sink& sink, const ingest_options& options, counters& n,
                      push_service* push, std::string_view topic, std::string_view payload) {
+    watch_clock();
     auto outcome = sink.ingest(topic, payload);
     if (!outcome) {
         if (outcome.error().code() == errc::corrupt) {

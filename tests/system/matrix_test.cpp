@@ -19,6 +19,7 @@
 #include <random>
 #include <thread>
 
+#include "opendms/timefmt.hpp"
 #include "system_rig.hpp"
 
 namespace {
@@ -295,4 +296,59 @@ TEST_CASE("matrix: a corrupt, then a truncated field database at start-up", "[sy
                      "daemon was down",
                      2, "both kept aside (DATABASE ALARM, listed by status), a fresh database made; "
                         "records delivered before the damage stay at the central");
+}
+
+TEST_CASE("matrix: the wall clock jumping back and forward under the field daemon",
+          "[system][fault]") {
+    const std::string faketime_lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    REQUIRE(::access(faketime_lib.c_str(), R_OK) == 0);  // Debian's faketime (install-deps.sh test)
+    t::pipeline p;
+    const std::string offset_file = p.dir().file("faketime");
+    t::write_text_file(offset_file, "+0\n");
+    // The daemon under libfaketime: its wall clock follows the file; the monotonic clock
+    // (timeouts, backoff) is left alone, as a real clock change would.
+    t::child_process daemon({t::field_binary(), "--env-file", p.field_env_file(), "run"},
+                            {{"LD_PRELOAD", faketime_lib},
+                             {"FAKETIME_TIMESTAMP_FILE", offset_file},
+                             {"FAKETIME_NO_CACHE", "1"},
+                             {"FAKETIME_DONT_FAKE_MONOTONIC", "1"}},
+                            p.dir().file("faketime-field.log"));
+    auto log = [&] { return t::read_text_file(p.dir().file("faketime-field.log")); };
+    REQUIRE(t::wait_until([&] { return log().find("subscribed to") != std::string::npos; }, 30s, 100ms));
+    const std::size_t per_phase = static_cast<std::size_t>(t::scaled(300, 3000));
+    p.publish(per_phase);
+    REQUIRE(p.wait_delivered(60s));
+    t::write_text_file(offset_file, "-2h\n");  // set back two hours
+    std::this_thread::sleep_for(500ms);
+    p.publish(per_phase);
+    REQUIRE(p.wait_delivered(60s));
+    t::write_text_file(offset_file, "+1d\n");  // then a day ahead
+    std::this_thread::sleep_for(500ms);
+    p.publish(per_phase);
+    const bool drained = p.wait_delivered(60s);
+    CHECK(drained);
+    CHECK(log().find("the wall clock jumped back by 7") != std::string::npos);
+    CHECK(log().find("the wall clock jumped forward by 9") != std::string::npos);
+    CHECK(daemon.terminate(30s) == 0);
+    // The jump shows in the records' times; their order of arrival (id) is kept.
+    auto c = opendms::db::open([&] {
+        opendms::db::connect_options o;
+        o.kind = opendms::db::dialect::sqlite;
+        o.database = p.field_db_path();
+        return o;
+    }());
+    REQUIRE(c);
+    auto rows = (*c)->query("select id, created_at from cluster_data order by id", {});
+    REQUIRE(rows);
+    REQUIRE(rows->size() == 3 * per_phase);
+    auto time_at = [&](std::size_t i) { return *opendms::parse_time(*(*rows)[i].get_text(1)); };
+    const std::int64_t back = time_at(per_phase) - time_at(per_phase - 1);
+    const std::int64_t ahead = time_at(2 * per_phase) - time_at(2 * per_phase - 1);
+    CHECK(back < -7000);   // about two hours earlier
+    CHECK(ahead > 90000);  // about a day later
+    check_and_record(p, "wall clock set back 2 h, then forward 1 day (no RTC)",
+                     "libfaketime under opendms-field: offset +0, then -2h, then +1d",
+                     2,
+                     "each jump logged; created_at follows the clock (" + std::to_string(back) + " s, then +" +
+                         std::to_string(ahead) + " s between neighbours), id order kept");
 }
