@@ -208,6 +208,35 @@ int run_check_config(context& ctx, const std::vector<problem>& load_problems,
 
 }  // namespace
 
+std::unique_ptr<db::connection> open_existing(const context& ctx, const std::string& program) {
+    const db::connect_options& o = ctx.settings.db;
+    struct stat st {};
+    if (o.kind == db::dialect::sqlite && o.database != ":memory:" &&
+        ::stat(o.database.c_str(), &st) != 0) {
+        ctx.err << "error: the database " << o.database << " does not exist; run `" << program
+                << " migrate` to create it\n";
+        return nullptr;
+    }
+    auto c = db::open(o);
+    if (!c) {
+        ctx.err << "error: cannot open the database: " << c.error().message() << "\n";
+        return nullptr;
+    }
+    return std::move(*c);
+}
+
+bool json_option(const context& ctx, const std::string& command, bool& json) {
+    json = false;
+    for (const std::string& a : ctx.args) {
+        if (a != "--json") {
+            ctx.err << command << ": unknown argument " << a << " (use --json)\n";
+            return false;
+        }
+        json = true;
+    }
+    return true;
+}
+
 void print_problems(const std::vector<problem>& problems, std::ostream& err) {
     for (const problem& p : problems) err << "config error: " << p.variable << ": " << p.message << "\n";
 }

@@ -1,7 +1,6 @@
 #include "opendms/field/field_program.hpp"
 
 #include <signal.h>
-#include <sys/stat.h>
 
 #include <chrono>
 #include <ostream>
@@ -115,12 +114,9 @@ int requeue_command(cli::context& ctx) {
             return cli::exit_usage;
         }
     }
-    auto c = db::open(ctx.settings.db);
-    if (!c) {
-        ctx.err << "error: cannot open the database: " << c.error().message() << "\n";
-        return cli::exit_failed;
-    }
-    outbox_store outbox(**c, real_clock());
+    auto c = cli::open_existing(ctx, "opendms-field");
+    if (!c) return cli::exit_failed;
+    outbox_store outbox(*c, real_clock());
     auto n = outbox.requeue(id);
     if (!n) {
         ctx.err << "error: " << n.error().message() << "\n";
@@ -132,33 +128,16 @@ int requeue_command(cli::context& ctx) {
 
 int status_command(cli::context& ctx) {
     bool json = false;
-    for (const std::string& a : ctx.args) {
-        if (a != "--json") {
-            ctx.err << "status: unknown argument " << a << " (use --json)\n";
-            return cli::exit_usage;
-        }
-        json = true;
-    }
-    const db::connect_options& o = ctx.settings.db;
-    struct stat st {};
-    if (o.kind == db::dialect::sqlite && o.database != ":memory:" &&
-        ::stat(o.database.c_str(), &st) != 0) {
-        ctx.err << "error: the database " << o.database
-                << " does not exist; run `opendms-field migrate` to create it\n";
-        return cli::exit_failed;
-    }
-    auto c = db::open(o);
-    if (!c) {
-        ctx.err << "error: cannot open the database: " << c.error().message() << "\n";
-        return cli::exit_failed;
-    }
-    auto s = read_status(**c, real_clock().now());
+    if (!cli::json_option(ctx, "status", json)) return cli::exit_usage;
+    auto c = cli::open_existing(ctx, "opendms-field");
+    if (!c) return cli::exit_failed;
+    auto s = read_status(*c, real_clock().now());
     if (!s) {
         ctx.err << "error: " << s.error().message()
                 << " (is the database migrated? see `opendms-field migrate:status`)\n";
         return cli::exit_failed;
     }
-    s->damaged_databases = list_set_aside(o);
+    s->damaged_databases = list_set_aside(ctx.settings.db);
     ctx.out << (json ? to_json(*s) : to_text(*s));
     if (json) ctx.out << "\n";
     return cli::exit_ok;

@@ -81,7 +81,12 @@ TEST_CASE("an empty database reports zeros and no pending age", "[unit]") {
     CHECK_FALSE(s.oldest_pending_age_seconds.has_value());
     CHECK(field::to_json(s) ==
           "{\"not_applicable\":0,\"pending\":0,\"synced\":0,\"quarantined\":0,\"duplicates\":0,"
-          "\"oldest_pending_age_seconds\":null,\"outbox_depth\":0}");
+          "\"oldest_pending_age_seconds\":null,\"outbox_depth\":0"
+          ",\"parked\":0,\"live\":0,\"backlog\":0,\"protocol\":null,"
+          "\"consecutive_failures\":0,\"last_attempt_at\":null,\"last_success_at\":null,"
+          "\"last_error\":null,\"next_attempt_at\":null,\"auth_alarm\":false,"
+          "\"auth_alarm_since\":null,\"bytes_sent\":0,\"bytes_received\":0,"
+          "\"damaged_databases\":[]}");
 }
 
 TEST_CASE("each count reads its own rows and the age is that of the oldest pending record",
@@ -122,7 +127,12 @@ TEST_CASE("each count reads its own rows and the age is that of the oldest pendi
     const std::string json = field::to_json(s);
     CHECK(json ==
           "{\"not_applicable\":2,\"pending\":3,\"synced\":2,\"quarantined\":4,\"duplicates\":5,"
-          "\"oldest_pending_age_seconds\":3700,\"outbox_depth\":2}");
+          "\"oldest_pending_age_seconds\":3700,\"outbox_depth\":2"
+          ",\"parked\":0,\"live\":2,\"backlog\":0,\"protocol\":null,"
+          "\"consecutive_failures\":0,\"last_attempt_at\":null,\"last_success_at\":null,"
+          "\"last_error\":null,\"next_attempt_at\":null,\"auth_alarm\":false,"
+          "\"auth_alarm_since\":null,\"bytes_sent\":0,\"bytes_received\":0,"
+          "\"damaged_databases\":[]}");
     rapidjson::Document doc;
     doc.Parse(json.c_str());
     REQUIRE_FALSE(doc.HasParseError());
@@ -207,4 +217,43 @@ TEST_CASE("reading the status takes no write lock", "[unit]") {
     CHECK(s->pending == 1);
     CHECK(s->quarantined == 0);  // the snapshot does not see the uncommitted row
     REQUIRE((*writer)->rollback());
+}
+
+TEST_CASE("the delivery state comes from push_state and the outbox lanes", "[unit]") {
+    migrated m;
+    const std::int64_t a = m.record(false, "2025-11-24 23:00:00");
+    const std::int64_t b = m.record(false, "2025-11-24 23:00:01");
+    const std::int64_t c = m.record(false, "2025-11-24 23:00:02");
+    m.run("insert into outbox (cluster_data_id, lane, created_at) values (?, 0, ?)",
+          {a, std::string("2025-11-24 23:00:00")});
+    m.run("insert into outbox (cluster_data_id, lane, created_at) values (?, 1, ?)",
+          {b, std::string("2025-11-24 23:00:01")});
+    m.run("insert into outbox (cluster_data_id, lane, created_at, parked_at, parked_reason) "
+          "values (?, 1, ?, ?, 'HTTP 422')",
+          {c, std::string("2025-11-24 23:00:02"), std::string("2025-11-24 23:10:00")});
+    m.run("insert into push_state (id, protocol, consecutive_failures, last_attempt_at, "
+          "last_success_at, last_error, next_attempt_at, auth_alarm_at, bytes_sent, "
+          "bytes_received) values (1, 'batch', 3, '2025-11-24 23:30:00', '2025-11-24 22:00:00', "
+          "'HTTP 401: Unauthenticated.', '2025-11-24 23:32:00', '2025-11-24 23:00:00', 1234, 567)",
+          {});
+    const field_status s = read_ok(m.c(), now);
+    CHECK(s.live == 1);
+    CHECK(s.backlog == 1);
+    CHECK(s.parked == 1);
+    CHECK(s.protocol == std::optional<std::string>("batch"));
+    CHECK(s.consecutive_failures == 3);
+    CHECK(s.last_error == std::optional<std::string>("HTTP 401: Unauthenticated."));
+    CHECK(s.auth_alarm_since.has_value());
+    CHECK(s.bytes_sent == 1234);
+    rapidjson::Document doc;
+    const std::string json = field::to_json(s);
+    doc.Parse(json.c_str());
+    REQUIRE_FALSE(doc.HasParseError());
+    CHECK(doc["auth_alarm"].GetBool());
+    CHECK(std::string(doc["last_success_at"].GetString()) == "2025-11-24 22:00:00");
+    CHECK(std::string(doc["next_attempt_at"].GetString()) == "2025-11-24 23:32:00");
+    CHECK(doc["parked"].GetInt() == 1);
+    const std::string text = field::to_text(s);
+    CHECK(text.find("AUTH ALARM") != std::string::npos);
+    CHECK(text.find("last error: HTTP 401: Unauthenticated.") != std::string::npos);
 }

@@ -14,10 +14,12 @@
 #include <functional>
 #include <iosfwd>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "opendms/config/settings.hpp"
+#include "opendms/db/database.hpp"
 
 namespace opendms::cli {
 
@@ -61,6 +63,15 @@ std::vector<command> common_commands();
 /// Parses argv, loads the settings and runs the command.
 int run_main(const program& p, int argc, const char* const* argv, std::ostream& out,
              std::ostream& err, const std::map<std::string, std::string>& process_env);
+
+/// Opens the configured database for a command that reads or changes an existing one: a
+/// SQLite file that does not exist is an error naming the fix (`<program> migrate`), never
+/// a new empty file. On failure prints "error: ..." on ctx.err and returns nullptr.
+std::unique_ptr<db::connection> open_existing(const context& ctx, const std::string& program);
+
+/// Reads a command's arguments when its only option is "--json": false (with the usage
+/// on ctx.err) for anything else.
+bool json_option(const context& ctx, const std::string& command, bool& json);
 
 /// Prints the problems, one per line, as "config error: VARIABLE: message".
 void print_problems(const std::vector<config::problem>& problems, std::ostream& err);
