@@ -5,7 +5,7 @@
 #                                   and the operations tools the tests check deploy/ with:
 #                                   nginx, openssl, systemd (systemd-analyze), docker-compose
 #                                   (only `config`: no container engine is needed),
-#                                   dpkg-dev (dpkg-shlibdeps for the packages), and
+#                                   dpkg-dev (dpkg-shlibdeps for the packages), adduser, and
 #                                   faketime (the clock-jump scenario of tests/system)
 # Uses sudo when not root. Debian's archive is the only source.
 set -euo pipefail
@@ -16,7 +16,7 @@ want=(build-essential cmake ninja-build pkg-config ccache
       libmosquitto-dev mosquitto mosquitto-clients libsystemd-dev python3 iproute2)
 if [[ "${1:-build}" == test ]]; then
     want+=(postgresql mariadb-server mariadb-client
-           nginx openssl systemd docker-compose dpkg-dev faketime)
+           nginx openssl systemd docker-compose dpkg-dev adduser faketime)
 fi
 
 missing=()
