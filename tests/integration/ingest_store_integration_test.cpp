@@ -224,9 +224,13 @@ TEST_CASE("the status counts records, quarantine, duplicates and the oldest pend
         CHECK(st->duplicates == 1);
         CHECK(st->outbox_depth == 0);
         CHECK(st->oldest_pending_age_seconds == 3600);
-        CHECK(field::to_json(*st) ==
-              "{\"not_applicable\":1,\"pending\":1,\"synced\":1,\"quarantined\":1,"
-              "\"duplicates\":1,\"oldest_pending_age_seconds\":3600,\"outbox_depth\":0}");
+        // The ingest counts come first, in this order, on every dialect (the delivery
+        // state follows: see field_status_test).
+        CHECK_THAT(field::to_json(*st),
+                   Catch::StartsWith(
+                       "{\"not_applicable\":1,\"pending\":1,\"synced\":1,\"quarantined\":1,"
+                       "\"duplicates\":1,\"oldest_pending_age_seconds\":3600,\"outbox_depth\":0,"
+                       "\"parked\":0,\"live\":0,\"backlog\":0,\"protocol\":null,"));
     }
 }
 
