@@ -25,6 +25,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -105,6 +106,7 @@ constexpr const char* what = "central.store";
 constexpr std::array<std::size_t, 3> chunk_sizes = {64, 8, 1};
 constexpr unix_seconds max_time = 253402300799;         // 9999-12-31 23:59:59
 constexpr std::int64_t default_mysql_lock_wait_s = 50;  // InnoDB's default lock wait
+constexpr std::size_t lock_first_max_records = 64;      // see attempt()
 
 // ---- statement texts ------------------------------------------------------------------
 
@@ -733,7 +735,7 @@ status run_control(db::connection& c, const char* sql) {
     return s ? s : s.context(std::string(what) + ": " + sql);
 }
 
-// The distinct packet buckets of the call, ascending.
+// The distinct packet buckets of `items`, ascending.
 std::vector<std::uint32_t> lock_buckets(const std::vector<item>& items) {
     std::vector<std::uint32_t> buckets;
     buckets.reserve(items.size());
@@ -749,9 +751,18 @@ std::int64_t whole_seconds_up(std::chrono::milliseconds ms) {
     return std::max<std::int64_t>(1, (ms.count() + 999) / 1000);
 }
 
-// PostgreSQL: BEGIN, the session's guards for this transaction and the packet locks, in
-// one round trip. The bucket numbers are our own integers, so they are safe in the text.
-status begin_pgsql(const call_context& ctx, const std::vector<item>& items) {
+std::string pg_lock_sql(const std::vector<std::uint32_t>& buckets) {
+    std::string sql = "SELECT pg_advisory_xact_lock(" + std::to_string(pg_packet_lock_class) +
+                      ", k) FROM unnest('{";
+    for (std::size_t i = 0; i < buckets.size(); ++i) {
+        sql += (i == 0 ? "" : ",") + std::to_string(buckets[i]);
+    }
+    return sql + "}'::int4[]) AS u(k)";
+}
+
+// PostgreSQL: BEGIN, this transaction's guards and (small calls) the packet locks, in one
+// round trip.
+status begin_pgsql(const call_context& ctx, const std::vector<item>* lock_items) {
     std::string script = "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan";
     const store_options& o = ctx.options;
     if (o.statement_timeout.count() > 0) {
@@ -760,51 +771,18 @@ status begin_pgsql(const call_context& ctx, const std::vector<item>& items) {
     if (o.lock_timeout.count() > 0) {
         script += "; SET LOCAL lock_timeout = " + std::to_string(o.lock_timeout.count());
     }
-    if (ctx.window > 0) {
-        script += "; SELECT pg_advisory_xact_lock(" + std::to_string(pg_packet_lock_class) +
-                  ", k) FROM unnest('{";
-        const std::vector<std::uint32_t> buckets = lock_buckets(items);
-        for (std::size_t i = 0; i < buckets.size(); ++i) {
-            script += (i == 0 ? "" : ",") + std::to_string(buckets[i]);
-        }
-        script += "}'::int4[]) AS u(k)";
-    }
-    if (status s = ctx.c.execute_script(script); !s)
+    if (lock_items) script += "; " + pg_lock_sql(lock_buckets(*lock_items));
+    if (status s = ctx.c.execute_script(script); !s) {
         return s.context(std::string(what) + ": begin");
+    }
     return status::ok();
 }
 
-// MySQL: the packet locks (session locks, before the transaction: they must outlive its
-// COMMIT), then READ COMMITTED (every read sees rows other instances committed meanwhile
-// without locking reads, which could wait and deadlock), the timeouts and START TRANSACTION
-// in one round trip. `locked` tells the caller to release the locks, even after a failure.
-status begin_mysql(const call_context& ctx, const std::vector<item>& items, bool& locked) {
+// MySQL: READ COMMITTED (every read sees rows other instances committed meanwhile without
+// locking reads, which could wait and deadlock), the timeouts and START TRANSACTION, in one
+// round trip.
+status begin_mysql(const call_context& ctx) {
     const store_options& o = ctx.options;
-    if (ctx.window > 0) {
-        const std::vector<std::uint32_t> buckets = lock_buckets(items);
-        const std::int64_t wait_s = o.lock_timeout.count() > 0 ? whole_seconds_up(o.lock_timeout)
-                                                               : default_mysql_lock_wait_s;
-        locked = true;
-        std::size_t done = 0;
-        for (std::size_t size : chunk_sizes) {
-            while (buckets.size() - done >= size) {
-                const std::size_t size_index = size_index_for(size);
-                std::vector<db::value> params;
-                for (std::size_t k = 0; k < size; ++k) {
-                    params.emplace_back(static_cast<std::int64_t>(buckets[done + k]));
-                    params.emplace_back(wait_s);
-                }
-                auto r = ctx.c.query(texts(ctx.kind).locks[size_index], params);
-                if (!r) return r.error().context(std::string(what) + ": lock packets");
-                if (r->empty() || r->data[0].get_int(0).value_or(0) != 1) {
-                    return status(errc::unavailable, std::string(what) +
-                                                         ": lock packets: not granted within " +
-                                                         std::to_string(wait_s) + " s; retry");
-                }
-                done += size;
-            }
-        }
-    }
     std::string script = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
     if (o.lock_timeout.count() > 0 || o.statement_timeout.count() > 0) {
         script += "; SET SESSION innodb_lock_wait_timeout = ";
@@ -819,8 +797,129 @@ status begin_mysql(const call_context& ctx, const std::vector<item>& items, bool
         }
     }
     script += "; START TRANSACTION";
-    if (status s = ctx.c.execute_script(script); !s)
+    if (status s = ctx.c.execute_script(script); !s) {
         return s.context(std::string(what) + ": begin");
+    }
+    return status::ok();
+}
+
+// The packet locks of `items`, in ascending order. PostgreSQL: transaction locks in one
+// statement (the bucket numbers are our own integers, safe in the text). MySQL: session
+// locks, in chunks; `locked` tells the caller to release them, even after a failure.
+status lock_packets(const call_context& ctx, const std::vector<item>& items, bool& locked) {
+    const std::vector<std::uint32_t> buckets = lock_buckets(items);
+    if (ctx.kind == db::dialect::pgsql) {
+        std::string sql = "SELECT pg_advisory_xact_lock(" + std::to_string(pg_packet_lock_class) +
+                          ", k) FROM unnest('{";
+        for (std::size_t i = 0; i < buckets.size(); ++i) {
+            sql += (i == 0 ? "" : ",") + std::to_string(buckets[i]);
+        }
+        sql += "}'::int4[]) AS u(k)";
+        if (status s = ctx.c.execute_script(sql); !s) {
+            return s.context(std::string(what) + ": lock packets");
+        }
+        return status::ok();
+    }
+    const store_options& o = ctx.options;
+    const std::int64_t wait_s =
+        o.lock_timeout.count() > 0 ? whole_seconds_up(o.lock_timeout) : default_mysql_lock_wait_s;
+    locked = true;
+    std::size_t done = 0;
+    for (std::size_t size : chunk_sizes) {
+        while (buckets.size() - done >= size) {
+            std::vector<db::value> params;
+            for (std::size_t k = 0; k < size; ++k) {
+                params.emplace_back(static_cast<std::int64_t>(buckets[done + k]));
+                params.emplace_back(wait_s);
+            }
+            auto r = ctx.c.query(texts(ctx.kind).locks[size_index_for(size)], params);
+            if (!r) return r.error().context(std::string(what) + ": lock packets");
+            if (r->empty() || r->data[0].get_int(0).value_or(0) != 1) {
+                return status(errc::unavailable, std::string(what) +
+                                                     ": lock packets: not granted within " +
+                                                     std::to_string(wait_s) + " s; retry");
+            }
+            done += size;
+        }
+    }
+    return status::ok();
+}
+
+// The rows near `items` (any number: chunked on SQLite and MySQL).
+result<std::vector<neighbour>> find_all_neighbours(const call_context& ctx,
+                                                   const std::vector<item>& items) {
+    if (arrays(ctx)) return find_neighbours(ctx, items.data(), items.size());
+    std::vector<neighbour> all;
+    std::size_t done = 0;
+    for (std::size_t size : chunk_sizes) {
+        while (items.size() - done >= size) {
+            auto near = find_neighbours(ctx, items.data() + done, size);
+            if (!near) return near.error();
+            all.insert(all.end(), std::make_move_iterator(near->begin()),
+                       std::make_move_iterator(near->end()));
+            done += size;
+        }
+    }
+    return all;
+}
+
+// Two instances storing copies of one packet at the same moment: neither saw the other's
+// row when it classified its records, so both inserted theirs as originals. Here, with the
+// packet buckets locked until the commit, each call reads again the neighbours of the
+// records it inserted as originals: the rows it sees now that it did not insert were
+// committed by others (READ COMMITTED: every statement sees the latest commits), and the
+// locks order the calls, so the second sees the first. A record with such an original in
+// its window becomes its mesh duplicate (the oldest, by created_at then id), with every
+// copy of it in this call; the first call keeps its originals. Only this phase holds the
+// locks: the calls' inserts, the expensive part, run side by side.
+status settle_originals(const call_context& ctx, const std::vector<item>& items,
+                        std::vector<store_outcome>& out, bool& locked) {
+    if (ctx.window <= 0 || ctx.kind == db::dialect::sqlite) return status::ok();
+    std::vector<std::size_t> originals;
+    std::vector<item> subset;
+    std::unordered_set<std::int64_t> mine;
+    for (std::size_t i = 0; i < items.size() && i < out.size(); ++i) {
+        const store_outcome& o = out[i];
+        if (o.status == store_status::stored || o.status == store_status::mesh_duplicate) {
+            mine.insert(o.id);
+        }
+        if (o.status == store_status::stored) {
+            originals.push_back(i);
+            subset.push_back(items[i]);
+        }
+    }
+    if (originals.empty()) return status::ok();
+    if (status s = lock_packets(ctx, subset, locked); !s) return s;
+    auto near = find_all_neighbours(ctx, subset);
+    if (!near) return near.error();
+    chunk_index idx(*near);
+    std::vector<std::pair<std::int64_t, std::int64_t>> moved;  // (our original, theirs)
+    for (std::size_t i : originals) {
+        const item& it = items[i];
+        std::optional<std::pair<unix_seconds, std::int64_t>> best;
+        for (std::size_t k : idx.near_of(it.packet)) {
+            const neighbour& nb = (*near)[k];
+            if (!nb.original || mine.count(nb.id) != 0) continue;
+            if (nb.time < it.time - ctx.window || nb.time > it.time + ctx.window) continue;
+            if (!same_packet(nb.data, *it.record)) continue;
+            if (!best || std::make_pair(nb.time, nb.id) < *best) best = {nb.time, nb.id};
+        }
+        if (!best) continue;
+        moved.emplace_back(out[i].id, best->second);
+        out[i].status = store_status::mesh_duplicate;
+        out[i].duplicate_of = best->second;
+    }
+    for (const auto& [ours, theirs] : moved) {
+        auto n =
+            ctx.c.exec("update cluster_data set duplicate_of = ? where id = ? or duplicate_of = ?",
+                       {theirs, ours, ours});
+        if (!n) return n.error().context(std::string(what) + ": settle originals");
+        for (store_outcome& o : out) {
+            if (o.status == store_status::mesh_duplicate && o.duplicate_of == ours) {
+                o.duplicate_of = theirs;
+            }
+        }
+    }
     return status::ok();
 }
 
@@ -888,12 +987,16 @@ status store_all(const call_context& ctx, const std::vector<item>& items, bool c
     return status::ok();
 }
 
-status begin(const call_context& ctx, const std::vector<item>& items, bool& locked) {
+// Opens the transaction; with `lock_items`, also takes their packet locks at once.
+status begin(const call_context& ctx, const std::vector<item>* lock_items, bool& locked) {
     switch (ctx.kind) {
         case db::dialect::pgsql:
-            return begin_pgsql(ctx, items);
+            return begin_pgsql(ctx, lock_items);
         case db::dialect::mysql:
-            return begin_mysql(ctx, items, locked);
+            if (lock_items) {
+                if (status s = lock_packets(ctx, *lock_items, locked); !s) return s;
+            }
+            return begin_mysql(ctx);
         case db::dialect::sqlite:
             break;
     }
@@ -923,8 +1026,20 @@ result<std::vector<store_outcome>> attempt(const call_context& ctx, const std::v
     std::vector<store_outcome> out;
     out.reserve(items.size());
     bool locked = false;
-    if (status s = begin(ctx, items, locked); !s) return abandon(ctx, locked, s);
+    // A small call (a few single-record requests) locks its packets up front: that costs no
+    // round trip on PostgreSQL (they go with BEGIN) and saves the check's two, and its few
+    // buckets hold up few others. A large one inserts first and checks under the locks.
+    const bool lock_first =
+        ctx.window > 0 && ctx.kind != db::dialect::sqlite && items.size() <= lock_first_max_records;
+    if (status s = begin(ctx, lock_first ? &items : nullptr, locked); !s) {
+        return abandon(ctx, locked, s);
+    }
     if (status s = store_all(ctx, items, careful, out); !s) return abandon(ctx, locked, s);
+    if (!lock_first) {
+        if (status s = settle_originals(ctx, items, out, locked); !s) {
+            return abandon(ctx, locked, s);
+        }
+    }
     // MySQL: the packet locks go with the COMMIT, in the same round trip.
     status s =
         locked ? ctx.c.execute_script(std::string("COMMIT; ") + mysql_release_sql) : ctx.c.commit();

@@ -152,8 +152,9 @@ client_run store_in_batches(db::connection& c, const std::vector<cluster_data>& 
     return run;
 }
 
-// Forwards every call to a real connection; `on_query` runs before each query() with its
-// SQL, so a test can look at the session (on `inner`, inside the store's transaction).
+// Forwards every call to a real connection; `on_query` runs before each query() and exec()
+// with its SQL, so a test can look at the session (on `inner`, inside the store's
+// transaction) or act between two statements.
 class spy_connection final : public db::connection {
 public:
     explicit spy_connection(db::connection& inner) : inner_(inner) {}
@@ -163,6 +164,7 @@ public:
     db::dialect kind() const noexcept override { return inner_.kind(); }
     status execute_script(std::string_view sql) override { return inner_.execute_script(sql); }
     result<std::int64_t> exec(std::string_view sql, const std::vector<db::value>& p) override {
+        if (on_query) on_query(sql, p);
         return inner_.exec(sql, p);
     }
     result<db::rows> query(std::string_view sql, const std::vector<db::value>& p) override {
@@ -509,12 +511,14 @@ TEST_CASE("every PostgreSQL store plans with its actual values and runs under th
     store_options o;
     o.statement_timeout = std::chrono::milliseconds(7000);
     o.lock_timeout = std::chrono::milliseconds(3000);
-    for (int i = 0; i < 3; ++i) {
-        auto r = store_records(spy, batch(10, "T" + std::to_string(i)), "node-a", now, o);
+    // Small calls (locks first: one neighbour query) and large ones (a second, under the
+    // locks, after the insert).
+    for (std::size_t n : {10, 100, 10}) {
+        auto r = store_records(spy, batch(n, "T" + std::to_string(n)), "node-a", now, o);
         INFO(r.error().to_string());
         REQUIRE(r);
     }
-    REQUIRE(seen.size() == 9);
+    REQUIRE(seen.size() == 3 * 4);
     for (std::size_t i = 0; i < seen.size(); i += 3) {
         CHECK(seen[i] == "force_custom_plan");
         CHECK(seen[i + 1] == "7s");
@@ -578,14 +582,14 @@ TEST_CASE("a 20000-record call holds at most 1024 packet locks and is stored", "
     scratch_database s(db::dialect::pgsql);
     auto c = migrated(s);
     spy_connection spy(*c);
-    std::int64_t held = -1;
+    std::int64_t held = 0;  // the most at any neighbour query (the second runs under them)
     spy.on_query = [&](std::string_view sql, const std::vector<db::value>&) {
-        if (!is_neighbour_query(sql) || held >= 0) return;
-        held = query_ok(*c,
-                        "select count(*) from pg_locks where locktype = 'advisory' and pid = "
-                        "pg_backend_pid()")[0]
-                   .get_int(0)
-                   .value();
+        if (!is_neighbour_query(sql)) return;
+        held = std::max(held, query_ok(*c,
+                                       "select count(*) from pg_locks where locktype = "
+                                       "'advisory' and pid = pg_backend_pid()")[0]
+                                  .get_int(0)
+                                  .value());
     };
     std::vector<cluster_data> records;
     for (int i = 0; i < 20000; ++i) {
@@ -716,5 +720,85 @@ TEST_CASE("a packet bucket held by another instance past the lock timeout is ret
             query_ok(*other, "select release_all_locks()");
         }
         CHECK(store_ok(*c, {r})[0].status == store_status::stored);
+    }
+}
+
+TEST_CASE("a copy committed by another instance between our read and our insert wins",
+          "[integration]") {
+    // The race the packet locks close, made to happen: the other instance commits its copy
+    // after this call has read the neighbours and before it inserts, so this call inserts
+    // its copies as originals and must find the other's when it checks under the locks.
+    // (A call of more than 64 records: those insert first and check afterwards.)
+    const db::dialect d = each_server();
+    SECTION(db::dialect_name(d)) {
+        scratch_database s(d);
+        auto c = migrated(s);
+        auto other = s.connect();
+        const cluster_data theirs = record("RACE0001", "R1R1", "same", t0 + 30);
+        std::vector<cluster_data> mine = batch(100, "X");
+        mine[1] = record("RACE0001", "R1R1", "same", t0);       // our copy: an original...
+        mine[70] = record("RACE0001", "R1R1", "same", t0 + 5);  // ...and a copy of ours
+        spy_connection spy(*c);
+        std::int64_t their_id = 0;
+        spy.on_query = [&](std::string_view sql, const std::vector<db::value>&) {
+            if (their_id != 0 || sql.substr(0, 12) != "insert into ") return;
+            auto r = store_records(*other, {theirs}, "node-b", now, store_options{});
+            REQUIRE(r);
+            REQUIRE((*r)[0].status == store_status::stored);
+            their_id = (*r)[0].id;
+        };
+        auto out = store_records(spy, mine, "node-a", now, store_options{});
+        INFO(out.error().to_string());
+        REQUIRE(out);
+        REQUIRE(their_id != 0);
+        CHECK((*out)[0].status == store_status::stored);
+        CHECK((*out)[1].status == store_status::mesh_duplicate);
+        CHECK((*out)[1].duplicate_of == their_id);
+        CHECK((*out)[70].status == store_status::mesh_duplicate);
+        CHECK((*out)[70].duplicate_of == their_id);  // repointed from our former original
+        CHECK(count_status(*out, store_status::stored) == 98);
+        auto rows_of_packet = query_ok(*c,
+                                       "select id, duplicate_of from cluster_data where duck_id "
+                                       "= 'RACE0001' order by id");
+        REQUIRE(rows_of_packet.size() == 3);
+        CHECK(rows_of_packet[0].get_int(0) == their_id);
+        CHECK(rows_of_packet[0].is_null(1));
+        CHECK(rows_of_packet[1].get_int(1) == their_id);
+        CHECK(rows_of_packet[2].get_int(1) == their_id);
+    }
+}
+
+TEST_CASE("a small call holds its packet locks from the start: a copy sent meanwhile waits",
+          "[integration]") {
+    // Calls of at most 64 records (grouped single-record requests) lock first: another
+    // instance storing a copy of one of their packets waits for the commit, then finds
+    // the original.
+    const db::dialect d = each_server();
+    SECTION(db::dialect_name(d)) {
+        scratch_database s(d);
+        auto c = migrated(s);
+        auto other = s.connect();
+        const cluster_data theirs = record("RACE0002", "R2R2", "same", t0 + 30);
+        std::vector<cluster_data> mine = batch(3, "Y");
+        mine[1] = record("RACE0002", "R2R2", "same", t0);
+        spy_connection spy(*c);
+        std::thread racer;
+        result<std::vector<store_outcome>> their_out = status(errc::internal, "not run");
+        spy.on_query = [&](std::string_view sql, const std::vector<db::value>&) {
+            if (racer.joinable() || sql.substr(0, 12) != "insert into ") return;
+            racer = std::thread([&] {
+                their_out = store_records(*other, {theirs}, "node-b", now, store_options{});
+            });
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));  // it waits for us
+        };
+        auto out = store_records(spy, mine, "node-a", now, store_options{});
+        REQUIRE(racer.joinable());
+        racer.join();
+        REQUIRE(out);
+        INFO(their_out.error().to_string());
+        REQUIRE(their_out);
+        CHECK((*out)[1].status == store_status::stored);
+        CHECK((*their_out)[0].status == store_status::mesh_duplicate);
+        CHECK((*their_out)[0].duplicate_of == (*out)[1].id);
     }
 }

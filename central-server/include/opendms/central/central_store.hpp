@@ -20,22 +20,30 @@
 // Within one call, earlier records of the same call are visible (a copy later in the
 // batch is a duplicate of the first).
 //
-// Concurrent instances storing copies of one packet: a call first locks the packet buckets
-// of its records (packet_lock_bucket: FNV-1a of duck_id NUL message_id, modulo
-// packet_lock_buckets = 1024; deduplicated, taken in ascending order, so no deadlock), so
-// the second instance reads the neighbours only after the first has committed:
+// Concurrent instances storing copies of one packet: each call classifies and inserts its
+// records without locks, then locks the packet buckets of the records it inserted as
+// originals (packet_lock_bucket: FNV-1a of duck_id NUL message_id, modulo
+// packet_lock_buckets = 1024; deduplicated, taken in ascending order, and no lock holder
+// ever waits for a row, so no deadlock),
+// reads their neighbours again and, where another instance has committed an original of
+// the same packet meanwhile, turns its own into that one's mesh duplicate (with every copy
+// of it in the call) before committing. The locks order these checks, so of two instances
+// the second always sees the first's commit; the first committed keeps the original. Only
+// the check holds the locks, so concurrent calls insert side by side. A call of at most 64
+// records (grouped single-record requests) takes its locks first instead (with BEGIN on
+// PostgreSQL: no extra round trip, and no check); the two kinds order each other the same
+// way, since a lock is always taken before the read that must see the other's commit.
 //   - PostgreSQL: pg_advisory_xact_lock(pg_packet_lock_class, bucket), released by the
 //     commit or rollback. A bucket is held by one transaction at a time, so at most 1024
 //     such locks are held per database (plus one awaited per waiting call) however large
 //     and many the batches: the server's shared lock table (max_locks_per_transaction x
 //     max_connections entries) cannot run out ("out of shared memory");
-//   - MySQL/MariaDB: GET_LOCK('opendms.<database>.<bucket>'), session locks taken before
-//     START TRANSACTION and released with RELEASE_ALL_LOCKS() in the same round trip as
-//     the COMMIT (after a failure: after the ROLLBACK). A lock not granted within
-//     lock_timeout (default 50 s) fails the call with errc::unavailable;
-//   - SQLite has one writer at a time: nothing to lock.
-// The price: two concurrent calls whose records share a bucket run one after the other
-// (two 500-record batches nearly always do). mesh_window_s <= 0 takes no locks.
+//   - MySQL/MariaDB: GET_LOCK('opendms.<database>.<bucket>'), session locks released with
+//     RELEASE_ALL_LOCKS() in the same round trip as the COMMIT (after a failure: after the
+//     ROLLBACK). A lock not granted within lock_timeout (default 50 s) fails the call with
+//     errc::unavailable;
+//   - SQLite has one writer at a time: nothing to lock or check.
+// mesh_window_s <= 0 takes no locks.
 //
 // Keys are stored lower-case: an upper-case uuid ("019C...") is the same UUID (RFC 9562)
 // and is stored, and matched against stored rows, as its lower-case form on every dialect.
@@ -46,17 +54,17 @@
 // 2026_11_25_000008 adds received_from and duplicate_of.
 //
 // Speed: PostgreSQL stores a whole call with a fixed number of statements whatever its
-// size: one BEGIN script (plan_cache_mode = force_custom_plan, the timeouts and the packet
-// locks as SET LOCAL / one SELECT); one neighbour query over unnest() of array parameters
-// (pg_array.hpp), one index probe of cluster_data per (duck_id, message_id) (a LATERAL
-// subquery behind OFFSET 0, so the planner cannot turn it into a scan of the table);
-// one `INSERT ... SELECT FROM unnest(...) ON CONFLICT (uuid) DO NOTHING RETURNING id,
-// uuid` (a second one for copies of a packet first seen in the same call; an index lookup
-// per uuid that someone else stored); COMMIT. force_custom_plan plans every execution with
-// its actual arrays, so no generic plan made while the table was small is reused. MySQL
-// and SQLite use multi-row INSERTs (ON DUPLICATE KEY UPDATE uuid = uuid on MySQL) and
-// `uuid IN (...)` lookups in chunks of fixed sizes (64, 8, 1) so that each connection
-// caches at most a few statement texts.
+// size: one BEGIN script (plan_cache_mode = force_custom_plan and the timeouts, as SET
+// LOCAL); one neighbour query over unnest() of array parameters (pg_array.hpp), one index
+// probe of cluster_data per (duck_id, message_id) (a LATERAL subquery behind OFFSET 0, so
+// the planner cannot turn it into a scan of the table); one `INSERT ... SELECT FROM
+// unnest(...) ON CONFLICT (uuid) DO NOTHING RETURNING id, uuid` (a second one for copies
+// of a packet first seen in the same call; an index lookup per uuid that someone else
+// stored); the packet locks (one SELECT) and the neighbour query again for the originals;
+// COMMIT. force_custom_plan plans every execution with its actual arrays, so no generic
+// plan made while the table was small is reused. MySQL and SQLite use multi-row INSERTs
+// (ON DUPLICATE KEY UPDATE uuid = uuid on MySQL) and `uuid IN (...)` lookups in chunks of
+// fixed sizes (64, 8, 1) so that each connection caches at most a few statement texts.
 //
 // Deadlines: statement_timeout and lock_timeout bound each statement on PostgreSQL
 // (SET LOCAL) and MariaDB (max_statement_time; innodb_lock_wait_timeout and the GET_LOCK
