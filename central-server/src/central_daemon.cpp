@@ -193,7 +193,12 @@ int run_serve(const central_settings& s, std::ostream& err) {
     });
     ingest_handler handler(handler_options_from(s), tokens, pool, m, real_clock());
     handler.start_readiness_checks(readiness_interval);
+    m.set_store_source([&handler] {
+        const group_stats g = handler.group().stats();
+        return std::vector<std::uint64_t>{g.transactions, g.requests, g.records};
+    });
     http_server server(server_options_from(s), handler, m);
+    m.set_pending_source([&server] { return server.pending_requests(); });
     signal_thread signals(server, tokens, m);
     if (status st = server.start(); !st) {
         err << "opendms-central serve: " << st.message() << "\n";

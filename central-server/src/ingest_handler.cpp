@@ -4,9 +4,11 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <future>
 #include <memory>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -303,11 +305,16 @@ http_reply database_failure(const status& error, std::int64_t retry_after_s) {
 
 }  // namespace
 
+std::size_t default_store_groups(std::size_t pool_size) {
+    const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
+    return std::max<std::size_t>(1, std::min(pool_size, std::max<std::size_t>(2, cores / 2)));
+}
+
 namespace {
 
 group_options group_options_from(const handler_options& o, const db_pool& pool) {
     group_options g;
-    g.max_groups = o.store_groups != 0 ? o.store_groups : std::max<std::size_t>(1, pool.size() / 2);
+    g.max_groups = o.store_groups != 0 ? o.store_groups : default_store_groups(pool.size());
     g.max_records = std::max<std::size_t>(o.max_batch_records, 1);
     g.pool_wait = o.pool_wait;
     g.store = o.store;

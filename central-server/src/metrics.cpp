@@ -105,9 +105,21 @@ void metrics::set_pool_source(std::function<std::vector<std::size_t>()> source) 
     pool_source_ = std::move(source);
 }
 
+void metrics::set_store_source(std::function<std::vector<std::uint64_t>()> source) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    store_source_ = std::move(source);
+}
+
+void metrics::set_pending_source(std::function<std::size_t()> source) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_source_ = std::move(source);
+}
+
 std::string metrics::render() const {
     std::ostringstream out;
     std::function<std::vector<std::size_t>()> pool_source;
+    std::function<std::vector<std::uint64_t>()> store_source;
+    std::function<std::size_t()> pending_source;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         write_requests(out, requests_);
@@ -125,6 +137,8 @@ std::string metrics::render() const {
                 << lookup(reloads_, result) << '\n';
         }
         pool_source = pool_source_;
+        store_source = store_source_;
+        pending_source = pending_source_;
     }
     out << "# HELP opendms_http_connections_open Open client connections.\n"
            "# TYPE opendms_http_connections_open gauge\n"
@@ -141,6 +155,26 @@ std::string metrics::render() const {
                    "# TYPE opendms_db_pool_size gauge\n"
                 << "opendms_db_pool_size " << pool[2] << '\n';
         }
+    }
+    if (store_source) {
+        const std::vector<std::uint64_t> store = store_source();
+        if (store.size() >= 3) {
+            out << "# HELP opendms_store_transactions_total Store transactions (group commit: "
+                   "each carries one or more requests).\n"
+                   "# TYPE opendms_store_transactions_total counter\n"
+                << "opendms_store_transactions_total " << store[0] << '\n'
+                << "# HELP opendms_store_requests_total Requests carried by store transactions.\n"
+                   "# TYPE opendms_store_requests_total counter\n"
+                << "opendms_store_requests_total " << store[1] << '\n'
+                << "# HELP opendms_store_records_total Records given to store transactions.\n"
+                   "# TYPE opendms_store_records_total counter\n"
+                << "opendms_store_records_total " << store[2] << '\n';
+        }
+    }
+    if (pending_source) {
+        out << "# HELP opendms_http_requests_pending Requests read and not yet answered.\n"
+               "# TYPE opendms_http_requests_pending gauge\n"
+            << "opendms_http_requests_pending " << pending_source() << '\n';
     }
     return out.str();
 }

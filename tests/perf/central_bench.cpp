@@ -713,7 +713,23 @@ std::vector<std::unique_ptr<http_conn>> open_conns(unsigned short port, int n) {
 struct run_result {
     double rate = 0;
     long peak_rss_kib = 0;
+    double requests_per_transaction = 0;  // group commit, from the server's /metrics
 };
+
+// Requests per store transaction so far (opendms_store_requests_total /
+// opendms_store_transactions_total in /metrics); 0 when the server does not say.
+double requests_per_transaction(unsigned short port) {
+    http_conn c(port);
+    if (!c.send_all("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")) return 0;
+    auto r = c.read_response();
+    if (!r || r->status != 200) return 0;
+    auto value = [&](const std::string& name) {
+        auto at = r->body.find("\n" + name + " ");
+        return at == std::string::npos ? 0.0 : std::atof(r->body.c_str() + at + name.size() + 2);
+    };
+    const double transactions = value("opendms_store_transactions_total");
+    return transactions > 0 ? value("opendms_store_requests_total") / transactions : 0;
+}
 
 struct batch_data {
     std::vector<std::string> warm_bodies;  // one batch per connection, not timed
@@ -799,6 +815,7 @@ run_result batch_rate(const options& o, const batch_data& d, int pool) {
         if (st.failed > 0) die("batch ingest failed: " + st.first_failure);
         res.rate = static_cast<double>(st.records) / secs;
         res.peak_rss_kib = server.hwm_kib();
+        res.requests_per_transaction = requests_per_transaction(server.port());
         expected_rows = warm.records + st.records;
     }
     if (expected_rows != d.rows || db.rows() != d.rows) {
@@ -896,6 +913,7 @@ run_result single_rate(const options& o, int pool) {
         if (st.failed > 0) die("single-record ingest failed: " + st.first_failure);
         res.rate = static_cast<double>(st.counted) / o.seconds;
         res.peak_rss_kib = server.hwm_kib();
+        res.requests_per_transaction = requests_per_transaction(server.port());
         ok = st.ok;
     }
     if (db.rows() != ok) {
@@ -1049,7 +1067,7 @@ void print_row(const std::string& what, const series& rate, const char* unit, co
 
 struct results {
     series copy, pgbench, healthz, idle_base, idle_rss, idle_hwm;
-    std::vector<series> batch, batch_ratio, single, single_ratio;
+    std::vector<series> batch, batch_ratio, single, single_ratio, batch_group, single_group;
     std::vector<long> batch_hwm, single_hwm;
     int min_alive = 0;
 };
@@ -1094,6 +1112,19 @@ void print_throughput(const options& o, const results& r) {
     }
 }
 
+// Group commit at work: how many requests a store transaction carried, on average.
+void print_grouping(const options& o, const results& r) {
+    std::printf("\nrequests per store transaction (median of runs):");
+    for (std::size_t p = 0; p < o.pool_sizes.size(); ++p) {
+        if (o.batch)
+            std::printf(" batch, pool %d: %.1f;", o.pool_sizes[p], r.batch_group[p].median());
+        if (o.single) {
+            std::printf(" single, pool %d: %.1f;", o.pool_sizes[p], r.single_group[p].median());
+        }
+    }
+    std::printf("\n");
+}
+
 void print_memory(const options& o, const results& r) {
     auto row = [](const std::string& what, const series& v) {
         std::printf("| %s | %s | %s–%s |\n", what.c_str(), mib(v.median()).c_str(),
@@ -1126,6 +1157,7 @@ void run_once(const options& o, const std::string& script, results& r) {
             r.batch[p].v.push_back(b.rate);
             r.batch_ratio[p].v.push_back(b.rate / c);
             r.batch_hwm[p] = std::max(r.batch_hwm[p], b.peak_rss_kib);
+            r.batch_group[p].v.push_back(b.requests_per_transaction);
         }
     }
     if (o.single) {
@@ -1138,6 +1170,7 @@ void run_once(const options& o, const std::string& script, results& r) {
             r.single[p].v.push_back(s.rate);
             r.single_ratio[p].v.push_back(s.rate / t);
             r.single_hwm[p] = std::max(r.single_hwm[p], s.peak_rss_kib);
+            r.single_group[p].v.push_back(s.requests_per_transaction);
         }
         double h = healthz_rate(o, o.pool_sizes.front());
         progress("GET /healthz", h, "req/s");
@@ -1165,6 +1198,8 @@ int main(int argc, char** argv) {
     r.batch_ratio.resize(pools);
     r.single.resize(pools);
     r.single_ratio.resize(pools);
+    r.batch_group.resize(pools);
+    r.single_group.resize(pools);
     r.batch_hwm.assign(pools, 0);
     r.single_hwm.assign(pools, 0);
     r.min_alive = o.idle_connections;
@@ -1181,6 +1216,7 @@ int main(int argc, char** argv) {
         o.repeat, o.prefill, o.records, o.batch_records, o.batch_connections, o.batch_connections,
         o.connections, o.seconds);
     if (o.batch || o.single) print_throughput(o, r);
+    if (o.batch || o.single) print_grouping(o, r);
     if (o.idle) print_memory(o, r);
     return 0;
 }

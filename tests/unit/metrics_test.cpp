@@ -127,3 +127,17 @@ TEST_CASE("counts from many threads are not lost", "[unit]") {
     CHECK(has_line(m.render(),
                    "opendms_http_request_duration_seconds_count{route=\"/api/ingest\"} 4000"));
 }
+
+TEST_CASE("the store and pending-request sources are rendered when set", "[unit]") {
+    metrics m;
+    CHECK(m.render().find("opendms_store_transactions_total") == std::string::npos);
+    m.set_store_source([] { return std::vector<std::uint64_t>{3, 12, 40}; });
+    m.set_pending_source([] { return std::size_t{5}; });
+    const std::string text = m.render();
+    CHECK(has_line(text, "# TYPE opendms_store_transactions_total counter"));
+    CHECK(has_line(text, "opendms_store_transactions_total 3"));
+    CHECK(has_line(text, "opendms_store_requests_total 12"));
+    CHECK(has_line(text, "opendms_store_records_total 40"));
+    CHECK(has_line(text, "# TYPE opendms_http_requests_pending gauge"));
+    CHECK(has_line(text, "opendms_http_requests_pending 5"));
+}

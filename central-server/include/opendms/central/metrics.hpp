@@ -7,6 +7,10 @@
 //   opendms_http_connections_open                                    gauge
 //   opendms_db_pool_connections{state="in_use|open"}, opendms_db_pool_size   gauges
 //   opendms_tokens_reloads_total{result="ok|failed"}                 counter
+//   opendms_store_transactions_total, opendms_store_requests_total,
+//   opendms_store_records_total                                      counters (group commit:
+//     requests / transactions is how many requests a transaction carries on average)
+//   opendms_http_requests_pending                                    gauge
 // Routes are a fixed set ("/api/ingest", "/healthz", "/readyz", "/metrics", "other") so a
 // client cannot grow the label space.
 //
@@ -39,6 +43,11 @@ public:
 
     /// Source of the pool gauges: returns {in_use, open, size}. Set once before serving.
     void set_pool_source(std::function<std::vector<std::size_t>()> source);
+    /// Source of the store counters: returns {transactions, requests, records}. Set once
+    /// before serving.
+    void set_store_source(std::function<std::vector<std::uint64_t>()> source);
+    /// Source of the pending-requests gauge. Set once before serving.
+    void set_pending_source(std::function<std::size_t()> source);
 
     /// The Prometheus text exposition (version 0.0.4).
     std::string render() const;
@@ -61,6 +70,8 @@ private:
     std::map<std::string, std::uint64_t> reloads_;
     std::atomic<std::int64_t> connections_{0};
     std::function<std::vector<std::size_t>()> pool_source_;
+    std::function<std::vector<std::uint64_t>()> store_source_;
+    std::function<std::size_t()> pending_source_;
 };
 
 }  // namespace opendms::central
