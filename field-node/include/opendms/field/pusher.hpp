@@ -145,7 +145,7 @@ private:
     void record_wire_counts();
 
     push_options options_;
-    db::connection& c_;
+    [[maybe_unused]] db::connection& c_;  // only stored (outbox_ uses it): clang warns
     const clock& clock_;
     std::vector<http_transport*> clients_;
     std::vector<bool> slot_busy_;
