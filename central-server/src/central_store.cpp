@@ -155,6 +155,35 @@ constexpr const char* pg_lookup_sql =
     "select c.id, c.uuid, c.created_at from unnest(?::text[]) as k(uuid) cross join lateral "
     "(select id, uuid, created_at from cluster_data where uuid = k.uuid offset 0) c";
 
+// PostgreSQL, the usual case in one statement: the neighbours of every key (as
+// pg_neighbours_sql) and, in the same snapshot, the insert of each record marked `simple`
+// (the first of its uuid and of its packet in the call) that has no neighbour at all: a new
+// original (kind 1: id, uuid). The other records are classified and inserted afterwards
+// from the neighbours (kind 0), as on the other dialects. Parameters: updated_at, the 15
+// column arrays of pg_insert_sql, `simple`, then the 4 key arrays of pg_neighbours_sql.
+constexpr const char* pg_combined_sql =
+    "with k as (select ?::timestamp as updated_at, * from unnest(?::timestamp[], ?::text[], "
+    "?::text[], ?::text[], "
+    "?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::int4[], ?::int4[], ?::text[], "
+    "?::text[], ?::text[], ?::int8[], ?::bool[]) as k(created_at, duck_id, topic, message_id, "
+    "payload, payload_encoding, path, origin, destination, hops, duck_type, uuid, source_node, "
+    "received_from, duplicate_of, simple)), "
+    "nb as (select c.* from unnest(?::text[], ?::text[], ?::timestamp[], ?::timestamp[]) as "
+    "q(duck_id, message_id, lo, hi) cross join lateral (select id, uuid, duck_id, message_id, "
+    "payload, payload_encoding, created_at, duplicate_of from cluster_data where duck_id = "
+    "q.duck_id and message_id = q.message_id offset 0) c where c.created_at >= q.lo and "
+    "c.created_at <= q.hi), "
+    "ins as (insert into cluster_data (created_at, updated_at, duck_id, topic, message_id, "
+    "payload, payload_encoding, path, origin, destination, hops, duck_type, uuid, source_node, "
+    "received_from, duplicate_of) select k.created_at, k.updated_at, k.duck_id, k.topic, "
+    "k.message_id, k.payload, k.payload_encoding, k.path, k.origin, k.destination, k.hops, "
+    "k.duck_type, k.uuid, k.source_node, k.received_from, k.duplicate_of from k where k.simple "
+    "and not exists (select 1 from nb where nb.duck_id = k.duck_id and nb.message_id = "
+    "k.message_id) on conflict (uuid) do nothing returning id, uuid) "
+    "select 1 as kind, id, uuid, null::varchar, null::varchar, null::text, null::varchar, "
+    "null::timestamp, null::bigint from ins union all select 0, id, uuid, duck_id, message_id, "
+    "payload, payload_encoding, created_at, duplicate_of from nb";
+
 std::string build_neighbour_sql(std::size_t n) {
     std::string s =
         "select id, uuid, duck_id, message_id, payload, payload_encoding, created_at, "
@@ -527,11 +556,27 @@ void append_row(const call_context& ctx, const item& it, std::int64_t duplicate_
     params.push_back(duplicate_of != 0 ? db::value(duplicate_of) : db::null());
 }
 
+void append_pg_columns(const std::vector<const item*>& rows,
+                       const std::vector<std::int64_t>& duplicate_of,
+                       std::array<pg_array, insert_width - 1>& columns);
+
 // The PostgreSQL INSERT's parameters: updated_at, then one array per column.
 std::vector<db::value> pg_insert_params(const call_context& ctx,
                                         const std::vector<const item*>& rows,
                                         const std::vector<std::int64_t>& duplicate_of) {
     std::array<pg_array, insert_width - 1> columns;
+    append_pg_columns(rows, duplicate_of, columns);
+    std::vector<db::value> params;
+    params.reserve(insert_width);
+    params.emplace_back(ctx.now_text);
+    for (pg_array& a : columns) params.emplace_back(a.take());
+    return params;
+}
+
+// One element per row in each of the 15 column arrays of pg_insert_sql.
+void append_pg_columns(const std::vector<const item*>& rows,
+                       const std::vector<std::int64_t>& duplicate_of,
+                       std::array<pg_array, insert_width - 1>& columns) {
     for (std::size_t i = 0; i < rows.size(); ++i) {
         const item& it = *rows[i];
         const cluster_data& r = *it.record;
@@ -560,11 +605,6 @@ std::vector<db::value> pg_insert_params(const call_context& ctx,
             columns[c++].add_null();
         }
     }
-    std::vector<db::value> params;
-    params.reserve(insert_width);
-    params.emplace_back(ctx.now_text);
-    for (pg_array& a : columns) params.emplace_back(a.take());
-    return params;
 }
 
 // Rows by uuid, after an INSERT that skipped some (or, on MySQL, any) of them.
@@ -670,6 +710,7 @@ status insert_planned(const call_context& ctx, const item* items, const std::vec
             if (p.kind != plan_kind::insert || p.original_in_chunk.has_value() != (wave == 1)) {
                 continue;
             }
+            if (results[i].found) continue;  // inserted already (pg_combined_sql)
             rows.push_back(&items[i]);
             duplicate_of.push_back(wave == 0 ? p.duplicate_of : results[*p.original_in_chunk].id);
             where.push_back(i);
@@ -710,7 +751,61 @@ store_outcome outcome_of(const std::vector<plan>& plans, const std::vector<row_r
 // Stores items[0..n) and appends their outcomes. n is one of chunk_sizes, or on
 // PostgreSQL any number.
 status store_chunk(const call_context& ctx, const item* items, std::size_t n,
+                   std::vector<store_outcome>& out);
+
+// PostgreSQL: pg_combined_sql stores the new originals and returns the neighbours; the rest
+// goes the usual way.
+status store_chunk_pgsql(const call_context& ctx, const item* items, std::size_t n,
+                         std::vector<store_outcome>& out) {
+    std::vector<const item*> rows(n);
+    std::vector<std::int64_t> no_original(n, 0);
+    std::unordered_set<std::string_view> keys, packets;
+    pg_array simple;
+    for (std::size_t i = 0; i < n; ++i) {
+        rows[i] = &items[i];
+        const bool new_key = keys.insert(items[i].key).second;
+        const bool new_packet = packets.insert(items[i].packet).second;
+        simple.add_bool(new_key && new_packet);
+    }
+    std::array<pg_array, insert_width - 1> columns;
+    append_pg_columns(rows, no_original, columns);
+    std::vector<db::value> params;
+    params.reserve(insert_width + 5);
+    params.emplace_back(ctx.now_text);
+    for (pg_array& a : columns) params.emplace_back(a.take());
+    params.emplace_back(simple.take());
+    for (db::value& v : neighbour_params(ctx, items, n)) params.push_back(std::move(v));
+    auto got = ctx.c.query(pg_combined_sql, params);
+    if (!got) return got.error().context(std::string(what) + ": store");
+    std::vector<neighbour> near;
+    std::unordered_map<std::string, std::int64_t> inserted;
+    for (const db::row& r : got->data) {
+        if (r.get_int(0) == 1) {
+            inserted.emplace(r.get_text(2).value_or(""), r.get_int(1).value_or(0));
+            continue;
+        }
+        db::row nb;
+        nb.cells.assign(r.cells.begin() + 1, r.cells.end());
+        auto x = to_neighbour(nb);
+        if (!x) return x.error().context(std::string(what) + ": store");
+        near.push_back(std::move(*x));
+    }
+    const std::vector<plan> plans = classify(ctx, items, n, near);
+    std::vector<row_result> results(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        auto at = inserted.find(items[i].key);
+        if (at != inserted.end() && plans[i].kind == plan_kind::insert) {
+            results[i] = {at->second, true, true};
+        }
+    }
+    if (status s = insert_planned(ctx, items, plans, results); !s) return s;
+    for (std::size_t i = 0; i < n; ++i) out.push_back(outcome_of(plans, results, i));
+    return status::ok();
+}
+
+status store_chunk(const call_context& ctx, const item* items, std::size_t n,
                    std::vector<store_outcome>& out) {
+    if (arrays(ctx)) return store_chunk_pgsql(ctx, items, n, out);
     auto near = find_neighbours(ctx, items, n);
     if (!near) return near.error();
     const std::vector<plan> plans = classify(ctx, items, n, *near);

@@ -25,6 +25,11 @@ void pg_array::add(std::int64_t n) {
     text_ += std::to_string(n);
 }
 
+void pg_array::add_bool(bool b) {
+    separate();
+    text_ += b ? 't' : 'f';
+}
+
 void pg_array::add_null() {
     separate();
     text_ += "NULL";

@@ -186,8 +186,11 @@ private:
     db::connection& inner_;
 };
 
+// The statements that read the neighbours: the neighbour query, and on PostgreSQL the
+// statement that reads them and inserts the new originals together ("with k as ...").
 bool is_neighbour_query(std::string_view sql) {
-    return sql.substr(0, 7) == "select " && sql.find("duplicate_of") != std::string_view::npos;
+    return (sql.substr(0, 7) == "select " || sql.substr(0, 10) == "with k as ") &&
+           sql.find("duplicate_of") != std::string_view::npos;
 }
 
 std::string mysql_bucket_lock(std::uint32_t bucket, int wait_s) {
@@ -391,7 +394,7 @@ TEST_CASE("fail at N on a server: nothing is stored and the retry stores each re
             REQUIRE_FALSE(r);
             REQUIRE(rows(*c) == 0);
         }
-        CHECK(n > 5);
+        CHECK(n > (d == db::dialect::pgsql ? 3 : 5));  // went through every statement
         auto again = store_ok(*c, records);
         CHECK(count_status(again, store_status::duplicate) == 20);
         CHECK(rows(*c) == 20);
@@ -567,7 +570,7 @@ TEST_CASE("the neighbour query probes an index per packet, never scans the table
         }
         INFO(plan);
         CHECK(plan.find("Seq Scan on cluster_data") == std::string::npos);
-        CHECK(plan.find("Hash Join") == std::string::npos);
+        CHECK(plan.find("Hash Join") == std::string::npos);  // of the keys with the table
         CHECK(plan.find("cluster_data_created_at_index") == std::string::npos);
         if (!young) {
             CHECK(plan.find("Index Scan using cluster_data_duck_id_message_id_created_at_index") !=
@@ -740,6 +743,9 @@ TEST_CASE("a copy committed by another instance between our read and our insert 
         mine[70] = record("RACE0001", "R1R1", "same", t0 + 5);  // ...and a copy of ours
         spy_connection spy(*c);
         std::int64_t their_id = 0;
+        // PostgreSQL inserts our original with its first statement (which also reads): the
+        // other commits before our next one, the INSERT of our copy. MySQL: before our
+        // first INSERT, after our read.
         spy.on_query = [&](std::string_view sql, const std::vector<db::value>&) {
             if (their_id != 0 || sql.substr(0, 12) != "insert into ") return;
             auto r = store_records(*other, {theirs}, "node-b", now, store_options{});
@@ -757,14 +763,16 @@ TEST_CASE("a copy committed by another instance between our read and our insert 
         CHECK((*out)[70].status == store_status::mesh_duplicate);
         CHECK((*out)[70].duplicate_of == their_id);  // repointed from our former original
         CHECK(count_status(*out, store_status::stored) == 98);
-        auto rows_of_packet = query_ok(*c,
-                                       "select id, duplicate_of from cluster_data where duck_id "
-                                       "= 'RACE0001' order by id");
-        REQUIRE(rows_of_packet.size() == 3);
-        CHECK(rows_of_packet[0].get_int(0) == their_id);
-        CHECK(rows_of_packet[0].is_null(1));
-        CHECK(rows_of_packet[1].get_int(1) == their_id);
-        CHECK(rows_of_packet[2].get_int(1) == their_id);
+        auto originals = query_ok(*c,
+                                  "select id from cluster_data where duck_id = 'RACE0001' and "
+                                  "duplicate_of is null");
+        REQUIRE(originals.size() == 1);
+        CHECK(originals[0].get_int(0) == their_id);
+        auto copies = query_ok(*c,
+                               "select count(*) from cluster_data where duck_id = 'RACE0001' "
+                               "and duplicate_of = ?",
+                               {their_id});
+        CHECK(copies[0].get_int(0) == 2);
     }
 }
 
@@ -785,7 +793,9 @@ TEST_CASE("a small call holds its packet locks from the start: a copy sent meanw
         std::thread racer;
         result<std::vector<store_outcome>> their_out = status(errc::internal, "not run");
         spy.on_query = [&](std::string_view sql, const std::vector<db::value>&) {
-            if (racer.joinable() || sql.substr(0, 12) != "insert into ") return;
+            const bool writes =
+                sql.substr(0, 12) == "insert into " || sql.substr(0, 10) == "with k as ";
+            if (racer.joinable() || !writes) return;
             racer = std::thread([&] {
                 their_out = store_records(*other, {theirs}, "node-b", now, store_options{});
             });

@@ -27,6 +27,7 @@ public:
 
     void add(std::string_view text);
     void add(std::int64_t n);
+    void add_bool(bool b);  // t or f
     void add_null();
     void add(const std::optional<std::string>& text) {
         if (text) {
