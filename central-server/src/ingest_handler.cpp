@@ -329,7 +329,6 @@ ingest_handler::ingest_handler(handler_options options, const token_store& token
       tokens_(tokens),
       pool_(pool),
       metrics_(m),
-      clock_(clk),
       group_(pool, clk, group_options_from(options_, pool)) {}
 
 ingest_handler::~ingest_handler() {

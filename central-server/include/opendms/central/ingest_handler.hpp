@@ -119,7 +119,6 @@ private:
     const token_store& tokens_;
     db_pool& pool_;
     metrics& metrics_;
-    [[maybe_unused]] const clock& clock_;  // only stored (group_ uses it): clang warns
     store_group group_;
 
     std::mutex check_mutex_;                      // one readiness check at a time
