@@ -8,12 +8,15 @@
 // address passed on, and keep-alive connections to the upstream.
 #include <catch2/catch.hpp>
 
+#include <dirent.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "central_process.hpp"
 #include "fault_http_server.hpp"
@@ -48,6 +51,27 @@ std::string replace_once(std::string text, const std::string& from, const std::s
     REQUIRE(at != std::string::npos);
     REQUIRE(text.find(from, at + 1) == std::string::npos);
     return text.replace(at, from.size(), to);
+}
+
+/// The processes whose parent is `parent` (from /proc).
+std::vector<pid_t> children_of(pid_t parent) {
+    std::vector<pid_t> out;
+    DIR* d = ::opendir("/proc");
+    if (d == nullptr) return out;
+    while (const dirent* e = ::readdir(d)) {
+        const std::string name = e->d_name;
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces, so after ')'.
+        const std::string stat = t::read_text_file("/proc/" + name + "/stat");
+        const auto close = stat.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(stat.substr(close + 1));
+        std::string state;
+        long ppid = 0;
+        if (rest >> state >> ppid && ppid == parent) out.push_back(static_cast<pid_t>(std::stol(name)));
+    }
+    ::closedir(d);
+    return out;
 }
 
 /// nginx with the shipped server blocks, in `dir`, in front of 127.0.0.1:`upstream_port`.
@@ -111,6 +135,23 @@ public:
         REQUIRE(up);
         REQUIRE(process_->running());
     }
+
+    /// SIGTERM: the master stops its workers and exits. A master killed hard would leave its
+    /// workers running (and listening), so any worker of it still alive afterwards is killed.
+    void stop() {
+        if (!process_) return;
+        const std::vector<pid_t> workers = children_of(process_->pid());
+        if (process_->running()) process_->terminate(10s);
+        for (pid_t w : workers) {
+            if (t::read_text_file("/proc/" + std::to_string(w) + "/cmdline").rfind("nginx: worker", 0) == 0) {
+                ::kill(w, SIGKILL);
+            }
+        }
+        process_.reset();
+    }
+    ~nginx_process() { stop(); }
+    nginx_process(const nginx_process&) = delete;
+    nginx_process& operator=(const nginx_process&) = delete;
 
     std::string log() const {
         return t::read_text_file(dir_ + "/nginx.out") + t::read_text_file(dir_ + "/error.log");
