@@ -28,11 +28,15 @@
 //   The next call outside a transaction reconnects once, transparently (statements are
 //   prepared again). Inside a transaction every call fails with errc::unavailable until
 //   rollback(), which then returns ok: the server has already discarded the transaction.
-// - Error codes besides the above: PostgreSQL SQLSTATE 40001/40P01 (serialization,
-//   deadlock), class 53 (resources) and 57014 (cancelled), and MySQL 1040 (too many
-//   connections), 1205/1213 (lock wait timeout, deadlock) and 1317 (interrupted) are
-//   errc::unavailable too: the whole transaction may be retried. Other SQL errors are
-//   errc::invalid_argument.
+// - Error codes besides the above: only errors about the data or the statement itself are
+//   errc::invalid_argument (retrying the same input cannot help): PostgreSQL SQLSTATE
+//   classes 22 (data exception), 23 (integrity, except 23505 unique: errc::conflict), 42
+//   (syntax or access rule) and 0A000; MySQL's data errors (1048 null, 1264 out of range,
+//   1265/1292/1366 bad value, 1406 too long, ...) and statement errors. Everything about
+//   the server's state is errc::unavailable, so the whole transaction may be retried:
+//   connection loss, serialization failures and deadlocks, lock and statement timeouts,
+//   resources (disk full, too many connections), shutdown, a read-only server (see
+//   pg_connection.cpp and mysql_connection.cpp for the exact lists).
 // - Text: SQLite and MySQL keep any bytes, NUL included. PostgreSQL text cannot hold a
 //   NUL byte: a parameter containing one fails with errc::invalid_argument (it is never
 //   truncated). A `blob` parameter holds any bytes on every dialect.
