@@ -329,7 +329,15 @@ status read_identity(const json_value* v, std::string_view name, std::size_t max
         return reject(field + " is longer than " + std::to_string(max_chars) + " characters (" +
                       std::to_string(chars) + ")");
     }
-    out = storable(text);
+    // Each invalid byte is stored as four characters: the stored text must still fit the
+    // column, or the central would refuse the record (and the field node park it for ever).
+    std::string stored = storable(text);
+    if (const std::size_t stored_chars = char_count(stored); stored_chars > max_column_chars) {
+        return reject(field + " is longer than " + std::to_string(max_column_chars) +
+                      " characters once its invalid bytes are escaped (" +
+                      std::to_string(stored_chars) + ")");
+    }
+    out = std::move(stored);
     return status::ok();
 }
 
@@ -610,8 +618,9 @@ std::string topic_from_mqtt(std::string_view mqtt_topic) {
         type = s[4];  // owl/device/<thing>/evt/<type>
     else if (s.size() == 1 && !is_generic_segment(s[0]))
         type = s[0];  // the bare type
-    if (trim(type).empty() || char_count(type) > max_column_chars) return "status";
-    return storable(type);
+    std::string stored = storable(type);
+    if (trim(type).empty() || char_count(stored) > max_column_chars) return "status";
+    return stored;
 }
 
 // hex "4B414D50554E4731" -> "KAMPUNG1" when the 8 bytes are printable ASCII; else as given.

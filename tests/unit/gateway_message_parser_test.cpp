@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "opendms/base64.hpp"
+#include "opendms/central/record_validator.hpp"
 #include "opendms/field/gateway_message_parser.hpp"
 
 using namespace opendms;
@@ -823,4 +824,27 @@ TEST_CASE("CDP 4.2 without messageTopic takes the type from the MQTT topic", "[u
           "messageTopic is empty");
     CHECK(rejected(R"({"messageTopic":"s","payload":{"deviceId":"D1"}})") ==
           "messageId is missing");
+}
+
+// ---- regressions found by fuzzing (tests/fuzz/fuzz_gateway_parser.cpp) ----
+
+TEST_CASE("fuzz: a MessageID whose escaped invalid bytes pass 255 characters is rejected, "
+          "not stored for the central to refuse",
+          "[unit]") {
+    // 100 bytes that are not UTF-8 are 100 characters as received, but 400 once stored
+    // ("\xFF" each): the central's 255-character rule would refuse the record for ever.
+    const std::string bad(100, '\xFF');
+    const std::string reason =
+        rejected(envelope(default_body, R"("eventType":"status","MessageID":")" + bad + "\""));
+    CHECK(reason == "MessageID is longer than 255 characters once its invalid bytes are "
+                    "escaped (400)");
+    // 60 such bytes are 240 characters stored: kept, and the central accepts the record.
+    const cluster_data kept = parse_ok(
+        envelope(default_body, R"("eventType":"status","MessageID":")" + bad.substr(0, 60) + "\""));
+    CHECK(kept.message_id.size() == 240);
+    CHECK(central::validate_record(kept, {}).empty());
+    // The event type taken from a legacy MQTT topic falls back to "status" in the same case.
+    const std::string flat = R"({"DeviceID":"DUCK0001","MessageID":"AB12","Payload":"x"})";
+    CHECK(parse_ok(flat, bad).topic == "status");
+    CHECK(parse_ok(flat, bad.substr(0, 60)).topic.size() == 240);
 }
