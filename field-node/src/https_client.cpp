@@ -142,7 +142,9 @@ bool is_loopback_host(std::string_view host) {
 struct https_client::impl {
     client_options options;
     net::io_context ioc{1};
-    ssl::context tls_context{ssl::context::tls_client};
+    // Shared by the clients of one create_pool(): the trust store is loaded once (the
+    // system's store costs about 1 MiB a context).
+    std::shared_ptr<ssl::context> tls_context;
     // The open connection: `plain` for http, `secure` for https (its lowest layer is the
     // tcp_stream). At most one is set.
     std::unique_ptr<beast::tcp_stream> plain;
@@ -258,7 +260,7 @@ status https_client::impl::connect() {
         return status::ok();
     }
 
-    secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(*plain), tls_context);
+    secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(*plain), *tls_context);
     plain.reset();
     const std::string& name = options.endpoint.host;
     error_code not_ip;
@@ -400,25 +402,38 @@ https_client::~https_client() {
     if (impl_) impl_->close_connection();
 }
 
-result<std::unique_ptr<https_client>> https_client::create(client_options options) {
-    auto p = std::make_unique<impl>(std::move(options));
-    SSL_CTX_set_min_proto_version(p->tls_context.native_handle(), TLS1_2_VERSION);
+result<std::vector<std::unique_ptr<https_client>>> https_client::create_pool(
+    const client_options& options, std::size_t count) {
+    auto context = std::make_shared<ssl::context>(ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
     error_code ec;
-    if (!p->options.ca_file.empty()) {
-        p->tls_context.load_verify_file(p->options.ca_file, ec);
+    if (!options.ca_file.empty()) {
+        context->load_verify_file(options.ca_file, ec);
         if (ec) {
-            return status(errc::invalid_argument, "cannot load the CA file '" + p->options.ca_file +
+            return status(errc::invalid_argument, "cannot load the CA file '" + options.ca_file +
                                                       "': " + ec.message());
         }
     } else {
-        p->tls_context.set_default_verify_paths(ec);
+        context->set_default_verify_paths(ec);
         if (ec) {
             return status(errc::invalid_argument,
                           "cannot load the system's trusted certificates: " + ec.message());
         }
     }
-    p->tls_context.set_verify_mode(ssl::verify_peer);
-    return std::unique_ptr<https_client>(new https_client(std::move(p)));
+    context->set_verify_mode(ssl::verify_peer);
+    std::vector<std::unique_ptr<https_client>> clients;
+    for (std::size_t i = 0; i < std::max<std::size_t>(1, count); ++i) {
+        auto p = std::make_unique<impl>(options);
+        p->tls_context = context;
+        clients.push_back(std::unique_ptr<https_client>(new https_client(std::move(p))));
+    }
+    return clients;
+}
+
+result<std::unique_ptr<https_client>> https_client::create(client_options options) {
+    auto pool = create_pool(options, 1);
+    if (!pool) return pool.error();
+    return std::move(pool->front());
 }
 
 result<http_answer> https_client::post(const http_post& request) {

@@ -33,13 +33,11 @@ result<std::unique_ptr<push_service>> push_service::open(const field_settings& s
     auto c = db::open(s.common.db);
     if (!c) return c.error().context("push: open the database");
     svc->connection_ = std::move(*c);
+    auto clients = https_client::create_pool(s.push.client, s.push.concurrency);
+    if (!clients) return clients.error().context("CENTRAL_DMS_CA_FILE");
+    svc->clients_ = std::move(*clients);
     std::vector<http_transport*> transports;
-    for (std::size_t i = 0; i < std::max<std::size_t>(1, s.push.concurrency); ++i) {
-        auto client = https_client::create(s.push.client);
-        if (!client) return client.error().context("CENTRAL_DMS_CA_FILE");
-        transports.push_back(client->get());
-        svc->clients_.push_back(std::move(*client));
-    }
+    for (const auto& client : svc->clients_) transports.push_back(client.get());
     auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
     auto unit = [rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(*rng); };
     svc->pusher_ = std::make_unique<pusher>(s.push, *svc->connection_, real_clock(),

@@ -191,7 +191,11 @@ daemon_result daemon_rate(const options& o, const std::string& sync, int connect
         "MQTT_CLIENT_ID=bench-field-" + run,
         "MQTT_CONNECTIONS=" + std::to_string(connections),
         "FIELD_NODE_ID=bench",
-        "LOG_LEVEL=warning",
+        "LOG_LEVEL=error",
+        // Hybrid mode, as a field node that syncs: every message also gets its outbox entry,
+        // and the pusher runs (against a central that is down: port 1 refuses at once).
+        "CENTRAL_DMS_URL=http://127.0.0.1:1",
+        "CENTRAL_DMS_TOKEN=bench-token",
     };
     std::string migrate = "env -i";
     for (const auto& e : env) migrate += " '" + e + "'";

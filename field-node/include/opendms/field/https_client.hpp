@@ -120,6 +120,10 @@ public:
     /// Loads the CA file (or the system's trust store). errc::invalid_argument when the CA
     /// file cannot be used: create() reports it at start-up, not at the first push.
     static result<std::unique_ptr<https_client>> create(client_options options);
+    /// `count` clients (at least one), each with its own connection, sharing one TLS
+    /// context: the trust store is loaded once.
+    static result<std::vector<std::unique_ptr<https_client>>> create_pool(const client_options& options,
+                                                                         std::size_t count);
     ~https_client() override;
     https_client(const https_client&) = delete;
     https_client& operator=(const https_client&) = delete;
