@@ -324,6 +324,8 @@ status read_identity(const json_value* v, std::string_view name, std::size_t max
     else
         return reject(field + " is not a string");
     if (text.empty()) return reject(field + " is empty");
+    // The central's `required` rule trims (as Laravel does): it would refuse the record.
+    if (trim(text).empty()) return reject(field + " is blank");
     const std::size_t chars = char_count(text);
     if (chars > max_chars) {
         return reject(field + " is longer than " + std::to_string(max_chars) + " characters (" +

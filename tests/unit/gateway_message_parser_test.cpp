@@ -848,3 +848,20 @@ TEST_CASE("fuzz: a MessageID whose escaped invalid bytes pass 255 characters is 
     CHECK(parse_ok(flat, bad).topic == "status");
     CHECK(parse_ok(flat, bad.substr(0, 60)).topic.size() == 240);
 }
+
+TEST_CASE("fuzz: a blank DeviceID, MessageID or eventType is rejected, not stored for the "
+          "central to refuse",
+          "[unit]") {
+    // The central's `required` rule trims (Laravel): " " is no DeviceID there, so a record
+    // stored with it would be refused (422) and parked for ever on the field node.
+    CHECK(rejected(envelope(R"("hops":1,"duckType":2,"DeviceID":" ","Message":"x")")) ==
+          "DeviceID is blank");
+    CHECK(rejected(envelope(default_body, R"("eventType":"status","MessageID":"\t\r\n")")) ==
+          "MessageID is blank");
+    CHECK(rejected(envelope(default_body, R"("eventType":" \u000b ","MessageID":"AB12")")) ==
+          "eventType is blank");
+    // Not blank: kept, and accepted by the central.
+    const cluster_data kept = parse_ok(envelope(R"("hops":1,"DeviceID":" D1 ","Message":"x")"));
+    CHECK(kept.duck_id == " D1 ");
+    CHECK(central::validate_record(kept, {}).empty());
+}
