@@ -416,3 +416,18 @@ TEST_CASE("a gzip batch decodes like the plain one", "[unit]") {
     CHECK(req.items.size() == 200);
     CHECK(req.items.back().record->message_id == "199");
 }
+
+// ---- regressions found by fuzzing (tests/fuzz/fuzz_ingest_request.cpp) ----
+
+TEST_CASE("fuzz: a zero with a large exponent in a body reads as 0, not as garbage", "[unit]") {
+    // The fuzzer's input was {"a":[[...0e301...]]}: RapidJSON 1.1.0's full-precision path
+    // computed a garbage double (undefined behaviour: clz of 0, then a shift by 63+).
+    const ingest_request r = decode_ok(
+        R"({"records":[{"duck_id":"D1","topic":"t","message_id":"m","hops":0e301,)"
+        R"("duck_type":0.0e-300,"x":[[0e308]]}]})");
+    REQUIRE(r.items.size() == 1);
+    REQUIRE(r.items[0].record);
+    CHECK(r.items[0].decode_errors.empty());
+    CHECK(r.items[0].record->hops == 0);
+    CHECK(r.items[0].record->duck_type == 0);
+}

@@ -444,3 +444,15 @@ TEST_CASE("decoding reads only the view, not past its end", "[unit]") {
     REQUIRE(decoded.is_ok());
     CHECK(decoded->hops == 1);
 }
+
+// ---- regressions found by fuzzing (tests/fuzz/fuzz_ingest_request.cpp) ----
+
+TEST_CASE("fuzz: a zero with a large exponent reads as 0, not as RapidJSON's garbage",
+          "[unit]") {
+    // RapidJSON 1.1.0's full-precision path read 0e308 as -6.06e-269 (clz of 0 inside):
+    // a valid integral hops was then "not an integer".
+    CHECK(decode_ok(R"({"hops":0e308})").hops == 0);
+    CHECK(decode_ok(R"({"hops":0.0e-300})").hops == 0);
+    CHECK(decode_ok(R"({"duck_type":-0e301})").duck_type == 0);
+    CHECK(decode_ok(R"({"hops":2147483647.0})").hops == 2147483647);
+}
