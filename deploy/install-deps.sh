@@ -6,7 +6,9 @@
 #                                   nginx, openssl, systemd (systemd-analyze), docker-compose
 #                                   (only `config`: no container engine is needed),
 #                                   dpkg-dev (dpkg-shlibdeps for the packages), adduser, and
-#                                   faketime (the clock-jump scenario of tests/system)
+#                                   faketime (the clock-jump scenario of tests/system);
+#                                   clang, libclang-rt-14-dev and llvm: libFuzzer and
+#                                   llvm-symbolizer for tests/fuzz/run_fuzz.sh
 # Uses sudo when not root. Debian's archive is the only source.
 set -euo pipefail
 
@@ -17,6 +19,7 @@ want=(build-essential cmake ninja-build pkg-config ccache
 if [[ "${1:-build}" == test ]]; then
     want+=(postgresql mariadb-server mariadb-client
            nginx openssl systemd docker-compose dpkg-dev adduser faketime)
+    want+=(clang libclang-rt-14-dev llvm)
 fi
 
 missing=()
