@@ -10,8 +10,8 @@
 # Test servers: the ones the environment names (OPENDMS_TEST_*: tests/run_all.sh starts
 # them and exports it), else its own, started and stopped here (tests/support/servers.sh).
 # Every report, from a test or from a daemon a test started, goes to a file
-# (BUILD/sanitizer-logs/); a stage fails when a test fails or when any report was written,
-# and prints the reports. Suppressions: tests/sanitizers/*.supp (each entry says why).
+# (BUILD/sanitizer-logs/unit|integration/); a stage fails when a test fails or when any
+# report was written, and prints the reports. Suppressions: tests/sanitizers/*.supp (each entry says why).
 #
 # Environment: ASAN_BUILD_DIR (default ./build-asan), TSAN_BUILD_DIR (./build-tsan),
 # BUILD_JOBS (default: all cores), TSAN_INTEGRATION (a ctest -R regex on test names to run
@@ -44,16 +44,29 @@ build() {
     cmake --build "$dir" -j "$jobs" --target opendms_unit_tests opendms_integration_tests
 }
 
-# Runs ctest in $1 with the remaining arguments; then fails if any report was written.
+# run_ctest DIR SANITIZER NAME CTEST_ARGS...: runs ctest in DIR with the sanitizer's
+# options, its reports going to DIR/sanitizer-logs/NAME/ (emptied first); fails when a
+# test fails or any report was written, and prints the reports.
 run_ctest() {
-    local dir=$1
-    shift
+    local dir=$1 sanitizer=$2 name=$3
+    shift 3
+    local logs=$dir/sanitizer-logs/$name
+    rm -rf "$logs"
+    mkdir -p "$logs"
+    local env=()
+    if [[ $sanitizer == address ]]; then
+        env=("ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:strict_init_order=1:detect_stack_use_after_return=1:log_path=$logs/asan"
+             "LSAN_OPTIONS=suppressions=$supp/lsan.supp:print_suppressions=0"
+             "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan:suppressions=$supp/ubsan.supp")
+    else
+        env=("TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$logs/tsan:suppressions=$supp/tsan.supp")
+    fi
     local rc=0
-    (cd "$dir" && ctest --output-on-failure --timeout 900 "$@") || rc=$?
+    (cd "$dir" && env "${env[@]}" ctest --output-on-failure --timeout 900 "$@") || rc=$?
     local reports
-    reports=$(find "$dir/sanitizer-logs" -type f -size +0 | sort)
+    reports=$(find "$logs" -type f -size +0 | sort)
     if [[ -n $reports ]]; then
-        echo "run_sanitizers: sanitizer reports in $dir/sanitizer-logs:" >&2
+        echo "run_sanitizers: sanitizer reports in $logs:" >&2
         while read -r f; do
             echo "==== $f" >&2
             cat "$f" >&2
@@ -63,38 +76,23 @@ run_ctest() {
     return "$rc"
 }
 
-fresh_logs() {
-    rm -rf "$1/sanitizer-logs"
-    mkdir -p "$1/sanitizer-logs"
-}
-
 asan_stage() {
     local dir=${ASAN_BUILD_DIR:-$root/build-asan}
     build "$dir" address
-    fresh_logs "$dir"
-    local logs=$dir/sanitizer-logs
-    export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:strict_init_order=1:detect_stack_use_after_return=1:log_path=$logs/asan"
-    export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
-    export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan:suppressions=$supp/ubsan.supp"
     local rc=0
-    run_ctest "$dir" -L unit -j "$(nproc)" || rc=1
-    run_ctest "$dir" -L integration || rc=1
-    unset ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
+    run_ctest "$dir" address unit -L unit -j "$(nproc)" || rc=1
+    run_ctest "$dir" address integration -L integration || rc=1
     return "$rc"
 }
 
 tsan_stage() {
     local dir=${TSAN_BUILD_DIR:-$root/build-tsan}
     build "$dir" thread
-    fresh_logs "$dir"
-    local logs=$dir/sanitizer-logs
-    export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:history_size=4:log_path=$logs/tsan:suppressions=$supp/tsan.supp"
-    local rc=0
-    run_ctest "$dir" -L unit -j "$(nproc)" || rc=1
     local only=()
     [[ -z ${TSAN_INTEGRATION:-} ]] || only=(-R "$TSAN_INTEGRATION")
-    run_ctest "$dir" -L integration "${only[@]}" || rc=1
-    unset TSAN_OPTIONS
+    local rc=0
+    run_ctest "$dir" thread unit -L unit -j "$(nproc)" || rc=1
+    run_ctest "$dir" thread integration -L integration "${only[@]}" || rc=1
     return "$rc"
 }
 
