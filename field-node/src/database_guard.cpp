@@ -60,6 +60,15 @@ std::string judge(const db::connect_options& o) {
     return why;
 }
 
+/// Whether `aside` or its WAL or shared-memory companion is already there.
+bool taken(const std::string& aside) {
+    struct stat st {};
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+        if (::lstat((aside + suffix).c_str(), &st) == 0) return true;
+    }
+    return false;
+}
+
 status move(const std::string& from, const std::string& to) {
     if (::rename(from.c_str(), to.c_str()) == 0 || errno == ENOENT) return status::ok();
     return status(errc::io_error, "rename " + from + " to " + to + ": " + std::strerror(errno));
@@ -75,7 +84,12 @@ result<guard_report> guard_database(const db::connect_options& o, const clock& c
 
     std::string stamp = format_iso8601(clk.now()).substr(0, 19);  // 2026-12-03T10:00:00
     stamp.erase(std::remove(stamp.begin(), stamp.end(), ':'), stamp.end());
-    const std::string aside = o.database + marker + stamp + "Z";
+    // Never over an earlier set-aside file: two damaged databases within one second (a
+    // crash loop of the card, a clock stuck at 1970) each keep their own name.
+    std::string aside = o.database + marker + stamp + "Z";
+    for (int n = 2; taken(aside); ++n) {
+        aside = o.database + marker + stamp + "Z-" + std::to_string(n);
+    }
     for (const char* suffix : {"", "-wal", "-shm"}) {
         if (status s = move(o.database + suffix, aside + suffix); !s) {
             return s.context("database_guard");

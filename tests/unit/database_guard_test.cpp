@@ -98,3 +98,26 @@ TEST_CASE("a truncated database is found by quick_check and kept aside with its 
     CHECK(fresh_and_migrated(o));
     CHECK(list_set_aside(o).size() == 1);  // the -wal is not listed on its own
 }
+
+TEST_CASE("two damaged databases in the same second are both kept, under their own names",
+          "[unit][fault]") {
+    test::temp_dir dir;
+    auto o = sqlite_at(dir.file("field.sqlite"));
+    manual_clock clk(1764028800000);  // the clock does not move between the two
+    test::write_text_file(o.database, std::string(8192, 'A'));
+    auto first = guard_database(o, clk);
+    REQUIRE(first);
+    REQUIRE(first->set_aside);
+    test::write_text_file(o.database, std::string(8192, 'B'));
+    test::write_text_file(o.database + "-wal", "");
+    auto second = guard_database(o, clk);
+    REQUIRE(second);
+    REQUIRE(second->set_aside);
+    CHECK(*second->set_aside != *first->set_aside);
+    CHECK(*second->set_aside == o.database + ".damaged-2025-11-25T000000Z-2");
+    CHECK(test::read_text_file(*first->set_aside) == std::string(8192, 'A'));  // not overwritten
+    CHECK(test::read_text_file(*second->set_aside) == std::string(8192, 'B'));
+    CHECK(file_exists(*second->set_aside + "-wal"));
+    CHECK(list_set_aside(o).size() == 2);
+    CHECK(fresh_and_migrated(o));
+}
