@@ -1124,8 +1124,13 @@ result<std::vector<store_outcome>> attempt(const call_context& ctx, const std::v
     // A small call (a few single-record requests) locks its packets up front: that costs no
     // round trip on PostgreSQL (they go with BEGIN) and saves the check's two, and its few
     // buckets hold up few others. A large one inserts first and checks under the locks.
-    const bool lock_first =
-        ctx.window > 0 && ctx.kind != db::dialect::sqlite && items.size() <= lock_first_max_records;
+    // MySQL always locks first: its packet locks (GET_LOCK) are outside InnoDB, so a call
+    // that waits for them while holding the row locks of its inserts, against one that
+    // holds them and waits for those rows, is a deadlock nothing detects; it would last
+    // until innodb_lock_wait_timeout (50 s by default). Taken before any row, never.
+    const bool lock_first = ctx.window > 0 && ctx.kind != db::dialect::sqlite &&
+                            (items.size() <= lock_first_max_records ||
+                             ctx.kind == db::dialect::mysql);
     if (status s = begin(ctx, lock_first ? &items : nullptr, locked); !s) {
         return abandon(ctx, locked, s);
     }
