@@ -9,6 +9,10 @@
 #      (0640 root:opendms); the services enabled but not started, and skipped by their
 #      ExecCondition while the example is unconfigured; the field node's first start steps
 #      (migrate, status) as the service user; a reinstall keeps an edited env file;
+#   3b. the operator's path of docs/operations.md: the env files edited for hybrid mode,
+#      the installed central behind nginx (the shipped site, TLS with a CA made here) on a
+#      fresh database of the test PostgreSQL, the installed field daemon on the test broker:
+#      one gateway message arrives at the central through nginx, with its uuid;
 #   4. `dpkg -r` keeps the configuration and the data; `dpkg --purge` removes them, and the
 #      user once no OpenDMS package is left; afterwards nothing of the packages remains.
 #
@@ -178,6 +182,124 @@ grep -q '^# OPENDMS_UNCONFIGURED' /etc/opendms/field.env && fail "the reinstall 
 cmp -s /usr/share/opendms/mosquitto/field-broker.conf "$src/deploy/mosquitto/field-broker.conf" || fail "the shipped broker configuration differs"
 cmp -s /usr/share/opendms/nginx/opendms-central.conf "$src/deploy/nginx/opendms-central.conf" || fail "the shipped nginx configuration differs"
 ((failures == 0)) && ok "first start as opendms; reinstall keeps the configuration"
+
+# ---- 3b. the operator's path: hybrid field node -> nginx (TLS) -> central -------------
+# What docs/operations.md tells a new user to do, with the installed programs and files:
+# edit the two env files, migrate, start the central behind nginx with the shipped site
+# configuration (only ports and certificate paths swapped in; a CA and a certificate for
+# "localhost" made here), start the field daemon in hybrid mode with certificate checks on,
+# publish one gateway message, and see it arrive at the central with its original identity.
+e2e=$work/e2e
+mkdir -p "$e2e"
+chmod 755 "$work" "$e2e"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+set_env() { # FILE KEY VALUE: replaces KEY's line, or appends it
+    if grep -q "^$2=" "$1"; then sed -i "s|^$2=.*|$2=$3|" "$1"; else echo "$2=$3" >>"$1"; fi
+}
+e2e_pids=()
+e2e_stop() {
+    local p
+    for p in "${e2e_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${e2e_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    e2e_pids=()
+}
+trap 'e2e_stop; cleanup' EXIT
+e2e_db=opendms_pkg_e2e_$$
+psql_test() { PGPASSWORD=$OPENDMS_TEST_PG_PASSWORD psql -X -q -t -A -h "$OPENDMS_TEST_PG_HOST" -p "$OPENDMS_TEST_PG_PORT" -U "$OPENDMS_TEST_PG_USER" "$@"; }
+psql_test -d "$OPENDMS_TEST_PG_DATABASE" -c "CREATE DATABASE $e2e_db" || die "cannot create the database $e2e_db"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$e2e/ca.key" -out "$e2e/ca.pem" -days 2 \
+    -subj /CN=opendms-packages-test-ca >/dev/null 2>&1 || die "openssl: the test CA"
+openssl req -newkey rsa:2048 -nodes -keyout "$e2e/site.key" -out "$e2e/site.csr" -subj /CN=localhost \
+    >/dev/null 2>&1 || die "openssl: the site key"
+printf 'subjectAltName=DNS:localhost\n' >"$e2e/san.ext"
+openssl x509 -req -in "$e2e/site.csr" -CA "$e2e/ca.pem" -CAkey "$e2e/ca.key" -CAcreateserial \
+    -out "$e2e/site.pem" -days 2 -extfile "$e2e/san.ext" >/dev/null 2>&1 || die "openssl: the site certificate"
+chmod 644 "$e2e/ca.pem"
+central_port=$(free_port) tls_port=$(free_port) plain_port=$(free_port)
+token=packages-e2e-$(openssl rand -hex 16)
+
+set_env /etc/opendms/central.env DB_HOST "$OPENDMS_TEST_PG_HOST"
+set_env /etc/opendms/central.env DB_PORT "$OPENDMS_TEST_PG_PORT"
+set_env /etc/opendms/central.env DB_DATABASE "$e2e_db"
+set_env /etc/opendms/central.env DB_USERNAME "$OPENDMS_TEST_PG_USER"
+set_env /etc/opendms/central.env DB_PASSWORD "$OPENDMS_TEST_PG_PASSWORD"
+set_env /etc/opendms/central.env CENTRAL_LISTEN "127.0.0.1:$central_port"
+set_env /etc/opendms/central.env CENTRAL_DMS_TOKEN "$token"
+as_opendms() { setpriv --reuid=opendms --regid=opendms --init-groups -- "$@"; }
+as_opendms /usr/bin/opendms-central --env-file /etc/opendms/central.env migrate >"$e2e/central-migrate.log" 2>&1 ||
+    die "central migrate failed:"$'\n'"$(cat "$e2e/central-migrate.log")"
+# setpriv itself in the background, not through as_opendms: a function runs in a subshell,
+# and killing the subshell's pid would leave the program running.
+setpriv --reuid=opendms --regid=opendms --init-groups -- \
+    /usr/bin/opendms-central --env-file /etc/opendms/central.env serve >"$e2e/central.log" 2>&1 &
+e2e_pids+=($!)
+
+sed -e "s|server 127.0.0.1:8080;|server 127.0.0.1:$central_port;|" \
+    -e "s|listen 443 ssl http2;|listen 127.0.0.1:$tls_port ssl http2;|" \
+    -e "s|listen \[::\]:443 ssl http2;||" \
+    -e "s|listen 80;|listen 127.0.0.1:$plain_port;|" \
+    -e "s|listen \[::\]:80;||" \
+    -e "s|/etc/letsencrypt/live/central.example.org/fullchain.pem|$e2e/site.pem|" \
+    -e "s|/etc/letsencrypt/live/central.example.org/privkey.pem|$e2e/site.key|" \
+    /usr/share/opendms/nginx/opendms-central.conf >"$e2e/site.conf"
+grep -q "listen 127.0.0.1:$tls_port ssl" "$e2e/site.conf" || die "the shipped nginx site changed: no 'listen 443 ssl http2;' to swap"
+cat >"$e2e/nginx.conf" <<NGINX
+user root;
+worker_processes 1;
+pid $e2e/nginx.pid;
+error_log $e2e/nginx-error.log info;
+events { worker_connections 64; }
+http {
+  access_log $e2e/nginx-access.log;
+  client_body_temp_path $e2e/client_body;
+  proxy_temp_path $e2e/proxy;
+  fastcgi_temp_path $e2e/fastcgi;
+  uwsgi_temp_path $e2e/uwsgi;
+  scgi_temp_path $e2e/scgi;
+  include $e2e/site.conf;
+}
+NGINX
+/usr/sbin/nginx -p "$e2e" -c "$e2e/nginx.conf" -e "$e2e/nginx-error.log" -g 'daemon off;' &
+e2e_pids+=($!)
+
+topic=opendms-pkg-e2e/$$
+set_env /etc/opendms/field.env CENTRAL_DMS_URL "https://localhost:$tls_port"
+set_env /etc/opendms/field.env CENTRAL_DMS_TOKEN "$token"
+set_env /etc/opendms/field.env CENTRAL_DMS_CA_FILE "$e2e/ca.pem"
+set_env /etc/opendms/field.env MQTT_HOST "$OPENDMS_TEST_MQTT_HOST"
+set_env /etc/opendms/field.env MQTT_PORT "$OPENDMS_TEST_MQTT_PORT"
+set_env /etc/opendms/field.env MQTT_TOPIC "$topic"
+set_env /etc/opendms/field.env MQTT_CLIENT_ID "opendms-pkg-e2e-$$"
+set_env /etc/opendms/field.env FIELD_NODE_ID pkg-e2e
+setpriv --reuid=opendms --regid=opendms --init-groups -- \
+    /usr/bin/opendms-field --env-file /etc/opendms/field.env run >"$e2e/field.log" 2>&1 &
+e2e_pids+=($!)
+
+# Published once the daemon has subscribed (its log says so at the info level).
+for _ in $(seq 50); do grep -q "subscribed" "$e2e/field.log" && break; sleep 0.2; done
+message='{"eventType":"sos","MessageID":"P7K2","payload":{"hops":2,"duckType":2,"DeviceID":"PKGDUCK1","Message":"SOS: roof, 4 people"}}'
+mosquitto_pub -h "$OPENDMS_TEST_MQTT_HOST" -p "$OPENDMS_TEST_MQTT_PORT" -q 1 -t "$topic" -m "$message" ||
+    fail "mosquitto_pub to the test broker failed"
+arrived=""
+for _ in $(seq 100); do
+    arrived=$(psql_test -d "$e2e_db" -c "SELECT duck_id || '|' || message_id || '|' || topic || '|' || source_node FROM cluster_data" 2>/dev/null || true)
+    [[ -n $arrived ]] && break
+    sleep 0.2
+done
+if [[ $arrived == "PKGDUCK1|P7K2|sos|pkg-e2e" ]]; then
+    ok "a gateway message went field (hybrid) -> nginx over TLS -> central, with the installed packages"
+else
+    fail "the message did not arrive at the central (got '$arrived'); field log:"$'\n'"$(tail -20 "$e2e/field.log")"$'\n'"central log:"$'\n'"$(tail -20 "$e2e/central.log")"$'\n'"nginx:"$'\n'"$(tail -20 "$e2e/nginx-error.log")"
+fi
+field_uuid=$(sqlite3 /var/lib/opendms/field.sqlite "SELECT uuid FROM cluster_data WHERE duck_id='PKGDUCK1'" 2>/dev/null || true)
+central_uuid=$(psql_test -d "$e2e_db" -c "SELECT uuid FROM cluster_data WHERE duck_id='PKGDUCK1'" 2>/dev/null || true)
+[[ -n $field_uuid && $field_uuid == "$central_uuid" ]] || fail "the record's uuid differs: field '$field_uuid', central '$central_uuid'"
+grep -q "PKGDUCK1\|/api/ingest" "$e2e/nginx-access.log" || fail "nginx did not log the ingest request: the push did not go through it"
+e2e_stop
+left=$(ps -u opendms -o pid=,cmd= || true)
+[[ -z $left ]] || fail "processes of opendms still running after the stop:"$'\n'"$left"
+trap cleanup EXIT
+psql_test -d "$OPENDMS_TEST_PG_DATABASE" -c "DROP DATABASE IF EXISTS $e2e_db" >/dev/null 2>&1 || true
 
 # ---- 4. remove and purge -----------------------------------------------------------------
 dpkg -r opendms-field >"$work/remove.log" 2>&1 || fail "dpkg -r opendms-field:"$'\n'"$(cat "$work/remove.log")"
