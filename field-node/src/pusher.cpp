@@ -442,8 +442,10 @@ void pusher::run() {
         const std::int64_t wait = due_ms - clock_.now_ms();
         if (wait <= 0) continue;
         std::unique_lock<std::mutex> lock(mutex_);
+        waiting_idle_ = idle;
         wake_.wait_for(lock, std::chrono::milliseconds(wait),
                        [&] { return stopping_ || (idle && notified_); });
+        waiting_idle_ = false;
     }
     for (flight& f : flights_) {
         if (f.answer.valid()) (void)f.answer.get();  // cancelled: returns at once
@@ -465,7 +467,11 @@ void pusher::stop() {
 void pusher::notify() {
     {
         std::lock_guard<std::mutex> lock(mutex_);
+        if (notified_) return;  // told already, not yet seen
         notified_ = true;
+        // Busy or backing off: run() sees notified_ when it next waits idle. Waking it for
+        // nothing costs two context switches per message on a gateway's few cores.
+        if (!waiting_idle_) return;
     }
     wake_.notify_all();
 }

@@ -111,7 +111,8 @@ public:
     /// Thread-safe: makes run() return soon (a request in flight is cancelled).
     void stop();
     /// Thread-safe: records were queued; an idle run() looks now rather than after the
-    /// poll interval (the backoff is still honoured).
+    /// poll interval (the backoff is still honoured). Cheap when called for every message:
+    /// it wakes run() only when run() is waiting for records and was not told yet.
     void notify();
 
     const push_state_row& state() const { return state_; }
@@ -171,7 +172,8 @@ private:
     std::mutex mutex_;
     std::condition_variable wake_;
     bool stopping_ = false;
-    bool notified_ = false;
+    bool notified_ = false;      // records queued since run() last looked
+    bool waiting_idle_ = false;  // run() waits with an empty outbox: a notify() wakes it
 };
 
 }  // namespace opendms::field
