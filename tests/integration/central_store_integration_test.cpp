@@ -750,8 +750,10 @@ TEST_CASE("a copy committed by another instance between our read and our insert 
     // The race the packet locks close, made to happen: the other instance commits its copy
     // after this call has read the neighbours and before it inserts, so this call inserts
     // its copies as originals and must find the other's when it checks under the locks.
-    // (A call of more than 64 records: those insert first and check afterwards.)
-    const db::dialect d = each_server();
+    // (A call of more than 64 records: those insert first and check afterwards, on
+    // PostgreSQL only. MySQL takes the packet locks before any row, whatever the size, so
+    // there the other instance waits for this call instead: the next test.)
+    const db::dialect d = db::dialect::pgsql;
     SECTION(db::dialect_name(d)) {
         scratch_database s(d);
         auto c = migrated(s);
@@ -795,18 +797,18 @@ TEST_CASE("a copy committed by another instance between our read and our insert 
     }
 }
 
-TEST_CASE("a small call holds its packet locks from the start: a copy sent meanwhile waits",
+TEST_CASE("a call that locks first holds its packet locks from the start: a copy sent meanwhile waits",
           "[integration]") {
-    // Calls of at most 64 records (grouped single-record requests) lock first: another
-    // instance storing a copy of one of their packets waits for the commit, then finds
-    // the original.
+    // Calls of at most 64 records (grouped single-record requests), and on MySQL every
+    // call, lock first: another instance storing a copy of one of their packets waits for
+    // the commit, then finds the original. On MySQL the call here has 100 records.
     const db::dialect d = each_server();
     SECTION(db::dialect_name(d)) {
         scratch_database s(d);
         auto c = migrated(s);
         auto other = s.connect();
         const cluster_data theirs = record("RACE0002", "R2R2", "same", t0 + 30);
-        std::vector<cluster_data> mine = batch(3, "Y");
+        std::vector<cluster_data> mine = batch(d == db::dialect::mysql ? 100 : 3, "Y");
         mine[1] = record("RACE0002", "R2R2", "same", t0);
         spy_connection spy(*c);
         std::thread racer;
