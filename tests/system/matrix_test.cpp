@@ -58,13 +58,21 @@ private:
 /// A backlog for a drain: the field node subscribes once (the broker keeps its persistent
 /// session from then on), stops, the messages arrive at the broker meanwhile, and the field
 /// node starts again: it ingests them all and drains them while the test injects faults.
+// `count` messages stored at the field node and none delivered yet: the central is down
+// while the field daemon ingests them (else, on a disk slower at fsync than the drain's
+// cap, the pusher drained the backlog as fast as it came in, and the faults that follow
+// found nothing to interrupt: seen once), then started again.
 void build_backlog(t::pipeline& p, std::size_t count) {
     p.field().start();
     p.field().wait_subscribed(1);
     REQUIRE(p.field().stop() == 0);
+    REQUIRE(p.central().stop() == 0);
     p.publish(count);
     p.field().start();
     p.field().wait_subscribed(2, 180s);  // the SUBACK queues behind the backlog
+    const auto want = static_cast<std::int64_t>(count);
+    REQUIRE(t::wait_until([&] { return p.field_pending() >= want; }, 180s, 200ms));
+    p.central().start();
 }
 
 void check_and_record(t::pipeline& p, const std::string& scenario, const std::string& injected,
