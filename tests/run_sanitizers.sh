@@ -40,7 +40,7 @@ build() {
     local dir=$1 sanitizer=$2
     cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g1" "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" \
-        -DOPENDMS_SANITIZE="$sanitizer" -DOPENDMS_WERROR=ON >/dev/null
+        -DOPENDMS_SANITIZE="$sanitizer" -DOPENDMS_WERROR=ON >/dev/null || return 1
     cmake --build "$dir" -j "$jobs" --target opendms_unit_tests opendms_integration_tests
 }
 
@@ -78,7 +78,9 @@ run_ctest() {
 
 asan_stage() {
     local dir=${ASAN_BUILD_DIR:-$root/build-asan}
-    build "$dir" address
+    # `|| return`: set -e does not reach into a function called as `asan_stage || ...`,
+    # and a test that failed to build must fail the stage, not go missing from it.
+    build "$dir" address || { echo "run_sanitizers: the asan build failed" >&2; return 1; }
     local rc=0
     run_ctest "$dir" address unit -L unit -j "$(nproc)" || rc=1
     run_ctest "$dir" address integration -L integration || rc=1
@@ -87,7 +89,7 @@ asan_stage() {
 
 tsan_stage() {
     local dir=${TSAN_BUILD_DIR:-$root/build-tsan}
-    build "$dir" thread
+    build "$dir" thread || { echo "run_sanitizers: the tsan build failed" >&2; return 1; }
     local only=()
     [[ -z ${TSAN_INTEGRATION:-} ]] || only=(-R "$TSAN_INTEGRATION")
     local rc=0

@@ -84,7 +84,7 @@ std::int64_t rows_in(const opendms::db::connect_options& db) {
 
 /// A gateway message with MessageID T<i>, e.g. T007 (distinct messages, not mesh duplicates).
 std::string sample(int i) {
-    char id[8];
+    char id[16];
     std::snprintf(id, sizeof id, "T%03d", i);
     return std::string(R"({"DeviceID":"DUCK0001","MessageID":")") + id +
            R"(","Payload":"over tls","path":"DUCK0001,PAPA0001",)"
