@@ -44,13 +44,9 @@ if ((failed)); then
     exit 1
 fi
 
-state=$(mktemp -d /tmp/opendms-test-servers.XXXXXX)
-chmod 755 "$state"
-stop() { "$root/tests/support/servers.sh" stop "$state" || true; rm -rf "$state"; }
-trap stop EXIT
-"$root/tests/support/servers.sh" start "$state"
-# shellcheck disable=SC1091
-source "$state/env"
+# shellcheck source=support/test_servers.sh
+source "$root/tests/support/test_servers.sh"
+start_test_servers
 
 run_ctest() { (cd "$BUILD_DIR" && ctest --output-on-failure --timeout 600 -j "$(nproc)" "$@"); }
 stage "tests" run_ctest "$@"

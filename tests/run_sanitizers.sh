@@ -24,13 +24,9 @@ stages=("$@")
 ((${#stages[@]})) || stages=(asan tsan)
 
 if [[ -z ${OPENDMS_TEST_PG_HOST:-} ]]; then
-    state=$(mktemp -d /tmp/opendms-test-servers.XXXXXX)
-    chmod 755 "$state"
-    stop() { "$root/tests/support/servers.sh" stop "$state" || true; rm -rf "$state"; }
-    trap stop EXIT
-    "$root/tests/support/servers.sh" start "$state"
-    # shellcheck disable=SC1091
-    source "$state/env"
+    # shellcheck source=support/test_servers.sh
+    source "$root/tests/support/test_servers.sh"
+    start_test_servers
 fi
 
 # Builds the unit and integration tests (and the daemons the latter start) into $1 with

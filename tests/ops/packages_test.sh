@@ -193,8 +193,13 @@ e2e=$work/e2e
 mkdir -p "$e2e"
 chmod 755 "$work" "$e2e"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-set_env() { # FILE KEY VALUE: replaces KEY's line, or appends it
-    if grep -q "^$2=" "$1"; then sed -i "s|^$2=.*|$2=$3|" "$1"; else echo "$2=$3" >>"$1"; fi
+set_env() { # FILE KEY=VALUE...: replaces each KEY's line, or appends it
+    local file=$1 pair key
+    shift
+    for pair in "$@"; do
+        key=${pair%%=*}
+        if grep -q "^$key=" "$file"; then sed -i "s|^$key=.*|$pair|" "$file"; else echo "$pair" >>"$file"; fi
+    done
 }
 e2e_pids=()
 e2e_stop() {
@@ -218,13 +223,14 @@ chmod 644 "$e2e/ca.pem"
 central_port=$(free_port) tls_port=$(free_port) plain_port=$(free_port)
 token=packages-e2e-$(openssl rand -hex 16)
 
-set_env /etc/opendms/central.env DB_HOST "$OPENDMS_TEST_PG_HOST"
-set_env /etc/opendms/central.env DB_PORT "$OPENDMS_TEST_PG_PORT"
-set_env /etc/opendms/central.env DB_DATABASE "$e2e_db"
-set_env /etc/opendms/central.env DB_USERNAME "$OPENDMS_TEST_PG_USER"
-set_env /etc/opendms/central.env DB_PASSWORD "$OPENDMS_TEST_PG_PASSWORD"
-set_env /etc/opendms/central.env CENTRAL_LISTEN "127.0.0.1:$central_port"
-set_env /etc/opendms/central.env CENTRAL_DMS_TOKEN "$token"
+set_env /etc/opendms/central.env \
+    "DB_HOST=$OPENDMS_TEST_PG_HOST" \
+    "DB_PORT=$OPENDMS_TEST_PG_PORT" \
+    "DB_DATABASE=$e2e_db" \
+    "DB_USERNAME=$OPENDMS_TEST_PG_USER" \
+    "DB_PASSWORD=$OPENDMS_TEST_PG_PASSWORD" \
+    "CENTRAL_LISTEN=127.0.0.1:$central_port" \
+    "CENTRAL_DMS_TOKEN=$token"
 as_opendms() { setpriv --reuid=opendms --regid=opendms --init-groups -- "$@"; }
 as_opendms /usr/bin/opendms-central --env-file /etc/opendms/central.env migrate >"$e2e/central-migrate.log" 2>&1 ||
     die "central migrate failed:"$'\n'"$(cat "$e2e/central-migrate.log")"
@@ -263,14 +269,15 @@ NGINX
 e2e_pids+=($!)
 
 topic=opendms-pkg-e2e/$$
-set_env /etc/opendms/field.env CENTRAL_DMS_URL "https://localhost:$tls_port"
-set_env /etc/opendms/field.env CENTRAL_DMS_TOKEN "$token"
-set_env /etc/opendms/field.env CENTRAL_DMS_CA_FILE "$e2e/ca.pem"
-set_env /etc/opendms/field.env MQTT_HOST "$OPENDMS_TEST_MQTT_HOST"
-set_env /etc/opendms/field.env MQTT_PORT "$OPENDMS_TEST_MQTT_PORT"
-set_env /etc/opendms/field.env MQTT_TOPIC "$topic"
-set_env /etc/opendms/field.env MQTT_CLIENT_ID "opendms-pkg-e2e-$$"
-set_env /etc/opendms/field.env FIELD_NODE_ID pkg-e2e
+set_env /etc/opendms/field.env \
+    "CENTRAL_DMS_URL=https://localhost:$tls_port" \
+    "CENTRAL_DMS_TOKEN=$token" \
+    "CENTRAL_DMS_CA_FILE=$e2e/ca.pem" \
+    "MQTT_HOST=$OPENDMS_TEST_MQTT_HOST" \
+    "MQTT_PORT=$OPENDMS_TEST_MQTT_PORT" \
+    "MQTT_TOPIC=$topic" \
+    "MQTT_CLIENT_ID=opendms-pkg-e2e-$$" \
+    "FIELD_NODE_ID=pkg-e2e"
 setpriv --reuid=opendms --regid=opendms --init-groups -- \
     /usr/bin/opendms-field --env-file /etc/opendms/field.env run >"$e2e/field.log" 2>&1 &
 e2e_pids+=($!)

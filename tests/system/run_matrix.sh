@@ -18,12 +18,9 @@ export OPENDMS_MATRIX=${OPENDMS_MATRIX:-long}
 results=$BUILD_DIR/reliability/results.jsonl
 rm -f "$results"
 export OPENDMS_RELIABILITY_OUT=$results
-state=$(mktemp -d /tmp/opendms-matrix-servers.XXXXXX)
-chmod 755 "$state"
-trap '"$root/tests/support/servers.sh" stop "$state" || true; rm -rf "$state"' EXIT
-"$root/tests/support/servers.sh" start "$state"
-# shellcheck disable=SC1091
-source "$state/env"
+# shellcheck source=../support/test_servers.sh
+source "$root/tests/support/test_servers.sh"
+start_test_servers
 status=0
 (cd "$BUILD_DIR" && ctest --output-on-failure --timeout 7200 -L system) || status=$?
 python3 "$root/tests/system/reliability_table.py" "$results" --into "$root/docs/reliability.md"
