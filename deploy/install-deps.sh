@@ -15,7 +15,7 @@ set -euo pipefail
 want=(build-essential cmake ninja-build pkg-config ccache
       libboost-dev libboost-system-dev libssl-dev zlib1g-dev
       libsqlite3-dev sqlite3 libpq-dev libmariadb-dev rapidjson-dev catch2
-      libmosquitto-dev mosquitto mosquitto-clients libsystemd-dev python3 iproute2)
+      libmosquitto-dev mosquitto mosquitto-clients python3 iproute2)
 if [[ "${1:-build}" == test ]]; then
     want+=(postgresql mariadb-server mariadb-client
            nginx openssl systemd docker-compose dpkg-dev adduser faketime)

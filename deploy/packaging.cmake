@@ -1,10 +1,13 @@
 # Debian packages, built with CPack (`cpack -G DEB` in a build directory), included from the
 # top-level CMakeLists.txt. Two packages, one per CMake component:
 #
-#   opendms-field    /usr/bin/opendms-field, /lib/systemd/system/opendms-field.service,
+#   opendms-field    /usr/bin/opendms-field, /usr/lib/opendms-field/libopendms_db_{pgsql,mysql}.so
+#                    (database drivers, loaded when DB_CONNECTION names them),
+#                    /lib/systemd/system/opendms-field.service,
 #                    /etc/opendms/field.env (example, conffile, 0640 root:opendms),
 #                    /usr/share/opendms/mosquitto/field-broker.conf, docs
-#   opendms-central  /usr/bin/opendms-central, /lib/systemd/system/opendms-central.service,
+#   opendms-central  /usr/bin/opendms-central, /usr/lib/opendms-central/libopendms_db_*.so,
+#                    /lib/systemd/system/opendms-central.service,
 #                    /etc/opendms/central.env (example, conffile, 0640 root:opendms),
 #                    /usr/share/opendms/nginx/opendms-central.conf, docs
 #
@@ -33,6 +36,8 @@ foreach(component field central)
   endif()
 
   install(TARGETS ${target} RUNTIME DESTINATION bin COMPONENT ${component} EXCLUDE_FROM_ALL)
+  install(TARGETS opendms_db_pgsql opendms_db_mysql LIBRARY DESTINATION lib/${target}
+          COMPONENT ${component} EXCLUDE_FROM_ALL)
   install(FILES ${CMAKE_CURRENT_LIST_DIR}/systemd/${target}.service
           DESTINATION /lib/systemd/system COMPONENT ${component} EXCLUDE_FROM_ALL)
   install(FILES ${OPENDMS_DEB_DIR}/${component}.env DESTINATION /etc/opendms

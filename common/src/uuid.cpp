@@ -1,6 +1,8 @@
 #include "opendms/uuid.hpp"
 
-#include <openssl/rand.h>
+#include <sys/random.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <chrono>
@@ -27,12 +29,29 @@ namespace detail {
 uuid_random_bits draw_uuid_random_bits(random_fill_fn primary) {
     uuid_random_bits bits{};
     if (primary && primary(bits.data(), static_cast<int>(bits.size())) == 1) return bits;
-    // RAND_bytes fails only when the OS entropy source does; random_device reads the same
-    // source through another path (getrandom or /dev/urandom) and throws if it cannot.
+    // getrandom() fails only when the kernel's source does; random_device reads the same
+    // source through another path (/dev/urandom) and throws if it cannot.
     std::random_device device;
     std::uniform_int_distribution<unsigned> byte(0, 255);
     for (auto& b : bits) b = static_cast<std::uint8_t>(byte(device));
     return bits;
+}
+
+int fill_from_kernel(unsigned char* out, int n) {
+    // The kernel's CSPRNG, one system call a UUID. Not OpenSSL's RAND_bytes: its first use
+    // initialises OpenSSL's providers and DRBG, which cost a field node with TLS off
+    // about 2 MiB of resident memory (docs/performance.md). Up to 256 bytes never come
+    // back short once the pool is initialised; EINTR is retried.
+    std::size_t done = 0;
+    while (done < static_cast<std::size_t>(n)) {
+        const ssize_t got = ::getrandom(out + done, static_cast<std::size_t>(n) - done, 0);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            return 0;
+        }
+        done += static_cast<std::size_t>(got);
+    }
+    return 1;
 }
 
 }  // namespace detail
@@ -57,7 +76,7 @@ std::string make_uuid_v7(unix_ms now_ms, const uuid_random_bits& random) {
 }
 
 std::string new_uuid_v7(unix_ms now_ms) {
-    return make_uuid_v7(now_ms, detail::draw_uuid_random_bits(&RAND_bytes));
+    return make_uuid_v7(now_ms, detail::draw_uuid_random_bits(&detail::fill_from_kernel));
 }
 
 std::string new_uuid_v7() {

@@ -139,12 +139,56 @@ bool is_loopback_host(std::string_view host) {
 
 // ---- the client -----------------------------------------------------------------------
 
+// The TLS context (trust store, protocol floor) of one create_pool(), shared by its clients
+// and made at the first TLS handshake rather than at start: OpenSSL's set-up and the
+// system's trust store cost about 4 MiB of resident memory, which a gateway whose central
+// server is unreachable (or reached over http on loopback) need not pay
+// (docs/performance.md). A CA file is still checked at start (create_pool).
+class tls_context_source {
+public:
+    explicit tls_context_source(std::string ca_file) : ca_file_(std::move(ca_file)) {}
+
+    result<ssl::context*> get() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!context_) {
+            auto made = make(ca_file_);
+            if (!made) return made.error();
+            context_ = std::move(*made);
+        }
+        return context_.get();
+    }
+
+    static result<std::unique_ptr<ssl::context>> make(const std::string& ca_file) {
+        auto context = std::make_unique<ssl::context>(ssl::context::tls_client);
+        SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
+        error_code ec;
+        if (!ca_file.empty()) {
+            context->load_verify_file(ca_file, ec);
+            if (ec) {
+                return status(errc::invalid_argument,
+                              "cannot load the CA file '" + ca_file + "': " + ec.message());
+            }
+        } else {
+            context->set_default_verify_paths(ec);
+            if (ec) {
+                return status(errc::invalid_argument,
+                              "cannot load the system's trusted certificates: " + ec.message());
+            }
+        }
+        context->set_verify_mode(ssl::verify_peer);
+        return context;
+    }
+
+private:
+    std::string ca_file_;
+    std::mutex mutex_;
+    std::unique_ptr<ssl::context> context_;
+};
+
 struct https_client::impl {
     client_options options;
     net::io_context ioc{1};
-    // Shared by the clients of one create_pool(): the trust store is loaded once (the
-    // system's store costs about 1 MiB a context).
-    std::shared_ptr<ssl::context> tls_context;
+    std::shared_ptr<tls_context_source> tls_context;
     // The open connection: `plain` for http, `secure` for https (its lowest layer is the
     // tcp_stream). At most one is set.
     std::unique_ptr<beast::tcp_stream> plain;
@@ -260,7 +304,12 @@ status https_client::impl::connect() {
         return status::ok();
     }
 
-    secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(*plain), *tls_context);
+    auto context = tls_context->get();
+    if (!context) {
+        close_connection();
+        return context.error();
+    }
+    secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(*plain), **context);
     plain.reset();
     const std::string& name = options.endpoint.host;
     error_code not_ip;
@@ -404,23 +453,12 @@ https_client::~https_client() {
 
 result<std::vector<std::unique_ptr<https_client>>> https_client::create_pool(
     const client_options& options, std::size_t count) {
-    auto context = std::make_shared<ssl::context>(ssl::context::tls_client);
-    SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
-    error_code ec;
-    if (!options.ca_file.empty()) {
-        context->load_verify_file(options.ca_file, ec);
-        if (ec) {
-            return status(errc::invalid_argument, "cannot load the CA file '" + options.ca_file +
-                                                      "': " + ec.message());
-        }
-    } else {
-        context->set_default_verify_paths(ec);
-        if (ec) {
-            return status(errc::invalid_argument,
-                          "cannot load the system's trusted certificates: " + ec.message());
-        }
+    // A CA file that cannot be used is a setting to fix before start, not a delivery
+    // failure found hours later: it is loaded once here (a private CA's file is small).
+    if (options.endpoint.tls && !options.ca_file.empty()) {
+        if (auto check = tls_context_source::make(options.ca_file); !check) return check.error();
     }
-    context->set_verify_mode(ssl::verify_peer);
+    auto context = std::make_shared<tls_context_source>(options.ca_file);
     std::vector<std::unique_ptr<https_client>> clients;
     for (std::size_t i = 0; i < std::max<std::size_t>(1, count); ++i) {
         auto p = std::make_unique<impl>(options);

@@ -99,8 +99,15 @@ check_deb() {
     local depends names
     depends=$(sed -n 's/^Depends: //p' <<<"$control")
     names=$(tr ',' '\n' <<<"$depends" | awk '{print $1}')  # package names, one a line
-    for dep in adduser init-system-helpers libc6 libstdc++6 libssl3 libsqlite3-0 libsystemd0 libpq5 libmariadb3; do
+    for dep in adduser init-system-helpers libc6 libstdc++6 libssl3 libsqlite3-0 libpq5 libmariadb3; do
         grep -qxF "$dep" <<<"$names" || fail "$name: Depends lacks $dep: $depends"
+    done
+    # The database drivers (dlopen()ed when DB_CONNECTION names them) beside the program.
+    local contents
+    contents=$(dpkg-deb -c "$deb")
+    for driver in pgsql mysql; do
+        grep -q " \./usr/lib/$name/libopendms_db_$driver\.so$" <<<"$contents" ||
+            fail "$name: does not ship /usr/lib/$name/libopendms_db_$driver.so"
     done
     for script in postinst prerm postrm; do
         dpkg-deb -I "$deb" "$script" | head -1 | grep -q '^#!/bin/sh' || fail "$name: no $script script"

@@ -2,6 +2,7 @@
 // permanent identity.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -184,6 +185,20 @@ TEST_CASE("the system clock overload stamps the current time", "[unit]") {
 TEST_CASE("random bits come from the primary source when it succeeds", "[unit]") {
     const uuid_random_bits bits = detail::draw_uuid_random_bits(&fill_zeros);
     CHECK(bits == uuid_random_bits{});
+}
+
+TEST_CASE("the kernel source fills every byte it is asked for, differently each time", "[unit]") {
+    std::set<std::vector<unsigned char>> seen;
+    for (int i = 0; i < 100; ++i) {
+        std::vector<unsigned char> b(300, 0);  // more than one getrandom() guarantees
+        REQUIRE(detail::fill_from_kernel(b.data(), static_cast<int>(b.size())) == 1);
+        seen.insert(b);
+    }
+    CHECK(seen.size() == 100);
+    // All-zero tails would mean a short read was taken for a full one.
+    std::vector<unsigned char> big(4096, 0);
+    REQUIRE(detail::fill_from_kernel(big.data(), static_cast<int>(big.size())) == 1);
+    CHECK(std::count(big.end() - 64, big.end(), 0) < 8);
 }
 
 TEST_CASE("a failing primary random source falls back to varying bits", "[unit][fault]") {

@@ -3,7 +3,12 @@
 // call is a harmless no-op.
 #include <catch2/catch.hpp>
 
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstddef>
+#include <cstring>
 
 #include <atomic>
 #include <chrono>
@@ -78,6 +83,36 @@ TEST_CASE("READY, WATCHDOG and STOPPING arrive on NOTIFY_SOCKET as systemd expec
     CHECK(std::getenv("NOTIFY_SOCKET") != nullptr);
 }
 
+TEST_CASE("an abstract NOTIFY_SOCKET (@name) is reached without a file; a bad one is refused", "[unit]") {
+    // systemd names an abstract socket with a leading '@' (a NUL in sun_path).
+    const std::string name = "opendms-notify-test-" + std::to_string(::getpid());
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path + 1, name.data(), name.size());
+    REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&address),
+                   static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())) == 0);
+    {
+        scoped_env socket("NOTIFY_SOCKET", ("@" + name).c_str());
+        CHECK(sd::notify_ready());
+        char buffer[64] = {};
+        const ssize_t n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
+        CHECK(std::string(buffer, n > 0 ? static_cast<std::size_t>(n) : 0) == "READY=1");
+    }
+    ::close(fd);
+    {
+        // Neither a path nor an abstract name; and a path that nobody listens on.
+        scoped_env socket("NOTIFY_SOCKET", "relative/notify");
+        CHECK_FALSE(sd::notify_ready());
+    }
+    {
+        opendms::test::temp_dir dir;
+        scoped_env socket("NOTIFY_SOCKET", dir.file("nobody").c_str());
+        CHECK_FALSE(sd::notify_ready());
+    }
+}
+
 TEST_CASE("the watchdog interval is WATCHDOG_USEC, for this process only", "[unit]") {
     scoped_env usec("WATCHDOG_USEC", "3000000");
     {
@@ -92,6 +127,11 @@ TEST_CASE("the watchdog interval is WATCHDOG_USEC, for this process only", "[uni
     {
         // Meant for another process (a parent that exec'd us without clearing it).
         scoped_env pid("WATCHDOG_PID", std::to_string(::getpid() + 1).c_str());
+        CHECK(sd::watchdog_interval().count() == 0);
+    }
+    {
+        scoped_env pid("WATCHDOG_PID", nullptr);
+        scoped_env bad("WATCHDOG_USEC", "3s");  // not a number of microseconds: no watchdog
         CHECK(sd::watchdog_interval().count() == 0);
     }
 }

@@ -37,11 +37,13 @@ using uuid_random_bits = std::array<std::uint8_t, 10>;
 std::string make_uuid_v7(unix_ms now_ms, const uuid_random_bits& random);
 
 namespace detail {
-/// A RAND_bytes-shaped source: returns 1 on success.
+/// A random source: fills `len` bytes and returns 1 on success.
 using random_fill_fn = int (*)(unsigned char* buf, int len);
 /// Fills random bits from `primary`, or from std::random_device when it fails. The seam
-/// lets a test force the fallback; production passes OpenSSL's RAND_bytes.
+/// lets a test force the fallback; production passes fill_from_kernel.
 uuid_random_bits draw_uuid_random_bits(random_fill_fn primary);
+/// The kernel's CSPRNG (getrandom(2)), as a random_fill_fn.
+int fill_from_kernel(unsigned char* buf, int len);
 }  // namespace detail
 
 }  // namespace opendms

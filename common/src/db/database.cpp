@@ -111,18 +111,6 @@ std::optional<bool> row::get_bool(std::size_t i) const {
     return std::nullopt;
 }
 
-result<std::unique_ptr<connection>> open(const connect_options& options) {
-    switch (options.kind) {
-        case dialect::sqlite:
-            return detail::open_sqlite(options);
-        case dialect::pgsql:
-            return detail::open_pgsql(options);
-        case dialect::mysql:
-            return detail::open_mysql(options);
-    }
-    return status(errc::invalid_argument, "db.open: unknown dialect");
-}
-
 namespace detail {
 
 rewritten_sql rewrite_placeholders(std::string_view sql) {

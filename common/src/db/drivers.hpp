@@ -18,8 +18,31 @@
 namespace opendms::db::detail {
 
 result<std::unique_ptr<connection>> open_sqlite(const connect_options& options);
+// Built into the driver modules (libopendms_db_pgsql.so, libopendms_db_mysql.so), which
+// driver_loader.cpp loads with dlopen() the first time DB_CONNECTION asks for them: a
+// field node on SQLite never maps libpq or Connector/C and the libraries behind them.
 result<std::unique_ptr<connection>> open_pgsql(const connect_options& options);
 result<std::unique_ptr<connection>> open_mysql(const connect_options& options);
+
+/// What a driver module hands the loader: its entry point, and what it was built with,
+/// so that a module from another build is refused instead of called.
+struct driver_entry {
+    const char* version;            // OPENDMS_VERSION
+    std::size_t options_size;       // sizeof(connect_options)
+    std::size_t connection_size;    // sizeof(result<std::unique_ptr<connection>>)
+    result<std::unique_ptr<connection>> (*open)(const connect_options& options);
+};
+
+/// Defines a module's one exported symbol, `opendms_db_driver_<name>`, which the loader
+/// looks up with dlsym(); everything else in a module is hidden.
+#define OPENDMS_DB_DRIVER(name, function)                                               \
+    extern "C" __attribute__((visibility("default"))) const ::opendms::db::detail::driver_entry* \
+    opendms_db_driver_##name() {                                                        \
+        static const ::opendms::db::detail::driver_entry entry = {                      \
+            OPENDMS_VERSION, sizeof(::opendms::db::connect_options),                    \
+            sizeof(::opendms::result<std::unique_ptr<::opendms::db::connection>>), &function}; \
+        return &entry;                                                                  \
+    }
 
 struct rewritten_sql {
     std::string text;        // the statement with $1..$n

@@ -547,3 +547,5 @@ result<std::unique_ptr<connection>> open_mysql(const connect_options& o) {
 }
 
 }  // namespace opendms::db::detail
+
+OPENDMS_DB_DRIVER(mysql, opendms::db::detail::open_mysql)

@@ -444,3 +444,5 @@ result<std::unique_ptr<connection>> open_pgsql(const connect_options& o) {
 }
 
 }  // namespace opendms::db::detail
+
+OPENDMS_DB_DRIVER(pgsql, opendms::db::detail::open_pgsql)

@@ -1,0 +1,85 @@
+// db::open(): SQLite is linked in; PostgreSQL and MySQL/MariaDB are driver modules loaded
+// on first use (contract in drivers.hpp, layout in docs/architecture.md, "Database drivers").
+#include <dlfcn.h>
+
+#include <cstring>
+#include <mutex>
+#include <string>
+
+#include "drivers.hpp"
+#include "opendms/db/database.hpp"
+
+namespace opendms::db {
+namespace {
+
+struct loaded_driver {
+    std::once_flag once;
+    const detail::driver_entry* entry = nullptr;
+    std::string error;
+};
+
+// The module's file name. The programs carry the directory in their RUNPATH: the build
+// tree's lib/opendms when built, /usr/lib/opendms-field or /usr/lib/opendms-central when
+// installed (CMakeLists.txt, deploy/packaging.cmake).
+std::string module_file(const char* name) { return std::string("libopendms_db_") + name + ".so"; }
+
+void load(loaded_driver& d, const char* name) {
+    const std::string file = module_file(name);
+    const std::string fix = "reinstall the package that ships it, or rebuild (deploy/build.sh)";
+    // RTLD_NOW: a missing libpq symbol fails here, not in the middle of a query.
+    void* handle = ::dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr) {
+        const char* why = ::dlerror();
+        d.error = std::string("DB_CONNECTION=") + name + " needs the driver module " +
+                  file + ", which could not be loaded (" + (why ? why : "unknown error") +
+                  "): " + fix;
+        return;
+    }
+    // The module stays loaded until the process exits: connections hold its code.
+    const std::string symbol = std::string("opendms_db_driver_") + name;
+    using entry_fn = const detail::driver_entry* (*)();
+    void* found = ::dlsym(handle, symbol.c_str());
+    if (found == nullptr) {
+        d.error = file + " is not an OpenDMS " + name + " driver (no " + symbol + "): " + fix;
+        return;
+    }
+    entry_fn get = nullptr;
+    static_assert(sizeof(get) == sizeof(found));
+    std::memcpy(&get, &found, sizeof(get));  // POSIX: object pointer to function pointer
+    const detail::driver_entry* e = get();
+    if (e == nullptr || e->version == nullptr || std::strcmp(e->version, OPENDMS_VERSION) != 0 ||
+        e->options_size != sizeof(connect_options) ||
+        e->connection_size != sizeof(result<std::unique_ptr<connection>>) ||
+        e->open == nullptr) {
+        d.error = file + " was built for another version of OpenDMS (" +
+                  (e && e->version ? e->version : "?") + ", this program is " + OPENDMS_VERSION +
+                  "): " + fix;
+        return;
+    }
+    d.entry = e;
+}
+
+result<std::unique_ptr<connection>> open_module(const connect_options& options, const char* name) {
+    static loaded_driver pgsql;
+    static loaded_driver mysql;
+    loaded_driver& d = std::strcmp(name, "pgsql") == 0 ? pgsql : mysql;
+    std::call_once(d.once, [&] { load(d, name); });
+    if (d.entry == nullptr) return status(errc::invalid_argument, "db.open: " + d.error);
+    return d.entry->open(options);
+}
+
+}  // namespace
+
+result<std::unique_ptr<connection>> open(const connect_options& options) {
+    switch (options.kind) {
+        case dialect::sqlite:
+            return detail::open_sqlite(options);
+        case dialect::pgsql:
+            return open_module(options, "pgsql");
+        case dialect::mysql:
+            return open_module(options, "mysql");
+    }
+    return status(errc::invalid_argument, "db.open: unknown dialect");
+}
+
+}  // namespace opendms::db
