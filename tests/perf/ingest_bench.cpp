@@ -193,8 +193,9 @@ daemon_result daemon_rate(const options& o, const std::string& sync, int connect
         "FIELD_NODE_ID=bench",
         "LOG_LEVEL=error",
         // Hybrid mode, as a field node that syncs: every message also gets its outbox entry,
-        // and the pusher runs (against a central that is down: port 1 refuses at once).
-        "CENTRAL_DMS_URL=http://127.0.0.1:1",
+        // and the pusher runs against a central over https that is down (port 1 refuses at
+        // once), as on a gateway whose link is out.
+        "CENTRAL_DMS_URL=https://127.0.0.1:1",
         "CENTRAL_DMS_TOKEN=bench-token",
     };
     std::string migrate = "env -i";

@@ -1,10 +1,13 @@
 // db::open(): SQLite is linked in; PostgreSQL and MySQL/MariaDB are driver modules loaded
 // on first use (contract in drivers.hpp, layout in docs/architecture.md, "Database drivers").
 #include <dlfcn.h>
+#include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "drivers.hpp"
 #include "opendms/db/database.hpp"
@@ -23,16 +26,44 @@ struct loaded_driver {
 // installed (CMakeLists.txt, deploy/packaging.cmake).
 std::string module_file(const char* name) { return std::string("libopendms_db_") + name + ".so"; }
 
+std::string last_dl_error() {
+    const char* why = ::dlerror();
+    return why ? why : "unknown error";
+}
+
+// dlopen() of a bare file name searches the RUNPATH of the object that calls it. Under
+// ASan and TSan that caller is the sanitizer's runtime (it wraps dlopen), whose RUNPATH is
+// not the program's, so the module is then looked for in the program's own search path
+// (dlinfo(3) RTLD_DI_SERINFO: its RUNPATH with $ORIGIN expanded, then the system's).
+void* open_on_search_path(const std::string& file, std::string& why) {
+    // RTLD_NOW: a missing libpq symbol fails here, not in the middle of a query.
+    constexpr int flags = RTLD_NOW | RTLD_LOCAL;
+    if (void* handle = ::dlopen(file.c_str(), flags)) return handle;
+    why = last_dl_error();
+    void* self = ::dlopen(nullptr, RTLD_LAZY);
+    Dl_serinfo size{};
+    if (self == nullptr || ::dlinfo(self, RTLD_DI_SERINFOSIZE, &size) != 0) return nullptr;
+    std::vector<std::max_align_t> storage(size.dls_size / sizeof(std::max_align_t) + 1);
+    auto* info = reinterpret_cast<Dl_serinfo*>(storage.data());
+    *info = size;
+    if (::dlinfo(self, RTLD_DI_SERINFO, info) != 0) return nullptr;
+    for (unsigned i = 0; i < info->dls_cnt; ++i) {
+        const std::string path = std::string(info->dls_serpath[i].dls_name) + "/" + file;
+        if (::access(path.c_str(), F_OK) != 0) continue;
+        if (void* handle = ::dlopen(path.c_str(), flags)) return handle;
+        why = last_dl_error();
+    }
+    return nullptr;
+}
+
 void load(loaded_driver& d, const char* name) {
     const std::string file = module_file(name);
     const std::string fix = "reinstall the package that ships it, or rebuild (deploy/build.sh)";
-    // RTLD_NOW: a missing libpq symbol fails here, not in the middle of a query.
-    void* handle = ::dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+    std::string why;
+    void* handle = open_on_search_path(file, why);
     if (handle == nullptr) {
-        const char* why = ::dlerror();
-        d.error = std::string("DB_CONNECTION=") + name + " needs the driver module " +
-                  file + ", which could not be loaded (" + (why ? why : "unknown error") +
-                  "): " + fix;
+        d.error = std::string("DB_CONNECTION=") + name + " needs the driver module " + file +
+                  ", which could not be loaded (" + why + "): " + fix;
         return;
     }
     // The module stays loaded until the process exits: connections hold its code.
