@@ -38,6 +38,7 @@ const std::vector<std::string> our_migrations = {
     "2026_11_25_000007_create_mesh_duplicates_table",
     "2026_11_25_000008_add_central_columns_to_cluster_data_table",
     "2026_11_25_000009_create_push_state_table",
+    "2026_12_03_000001_make_duplicate_of_index_partial",
 };
 
 // What `php artisan migrate` (Laravel 11) ran for the seed, statement by statement.

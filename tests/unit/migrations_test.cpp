@@ -33,6 +33,7 @@ const std::vector<std::string> expected_names = {
     "2026_11_25_000007_create_mesh_duplicates_table",
     "2026_11_25_000008_add_central_columns_to_cluster_data_table",
     "2026_11_25_000009_create_push_state_table",
+    "2026_12_03_000001_make_duplicate_of_index_partial",
 };
 const std::string seed_sync = expected_names[1];
 const std::string route_columns = expected_names[2];
