@@ -17,14 +17,15 @@ namespace {
 
 struct loaded_driver {
     std::once_flag once;
-    const detail::driver_entry* entry = nullptr;
-    std::string error;
+    result<const detail::driver_entry*> entry = status(errc::internal, "not loaded");
 };
 
 // The module's file name. The programs carry the directory in their RUNPATH: the build
 // tree's lib/opendms when built, /usr/lib/opendms-field or /usr/lib/opendms-central when
 // installed (CMakeLists.txt, deploy/packaging.cmake).
-std::string module_file(const char* name) { return std::string("libopendms_db_") + name + ".so"; }
+std::string module_file(const char* name) {
+    return std::string("libopendms_db_") + name + ".so";
+}
 
 std::string last_dl_error() {
     const char* why = ::dlerror();
@@ -56,50 +57,51 @@ void* open_on_search_path(const std::string& file, std::string& why) {
     return nullptr;
 }
 
-void load(loaded_driver& d, const char* name) {
-    const std::string file = module_file(name);
-    const std::string fix = "reinstall the package that ships it, or rebuild (deploy/build.sh)";
-    std::string why;
-    void* handle = open_on_search_path(file, why);
-    if (handle == nullptr) {
-        d.error = std::string("DB_CONNECTION=") + name + " needs the driver module " + file +
-                  ", which could not be loaded (" + why + "): " + fix;
-        return;
-    }
-    // The module stays loaded until the process exits: connections hold its code.
-    const std::string symbol = std::string("opendms_db_driver_") + name;
-    using entry_fn = const detail::driver_entry* (*)();
-    void* found = ::dlsym(handle, symbol.c_str());
-    if (found == nullptr) {
-        d.error = file + " is not an OpenDMS " + name + " driver (no " + symbol + "): " + fix;
-        return;
-    }
-    entry_fn get = nullptr;
-    static_assert(sizeof(get) == sizeof(found));
-    std::memcpy(&get, &found, sizeof(get));  // POSIX: object pointer to function pointer
-    const detail::driver_entry* e = get();
-    if (e == nullptr || e->version == nullptr || std::strcmp(e->version, OPENDMS_VERSION) != 0 ||
-        e->options_size != sizeof(connect_options) ||
-        e->connection_size != sizeof(result<std::unique_ptr<connection>>) ||
-        e->open == nullptr) {
-        d.error = file + " was built for another version of OpenDMS (" +
-                  (e && e->version ? e->version : "?") + ", this program is " + OPENDMS_VERSION +
-                  "): " + fix;
-        return;
-    }
-    d.entry = e;
-}
-
 result<std::unique_ptr<connection>> open_module(const connect_options& options, const char* name) {
     static loaded_driver pgsql;
     static loaded_driver mysql;
     loaded_driver& d = std::strcmp(name, "pgsql") == 0 ? pgsql : mysql;
-    std::call_once(d.once, [&] { load(d, name); });
-    if (d.entry == nullptr) return status(errc::invalid_argument, "db.open: " + d.error);
-    return d.entry->open(options);
+    std::call_once(d.once, [&] { d.entry = detail::load_driver_module(module_file(name), name); });
+    if (!d.entry) return d.entry.error();
+    return (*d.entry)->open(options);
 }
 
 }  // namespace
+
+namespace detail {
+
+result<const driver_entry*> load_driver_module(const std::string& file, const char* name) {
+    const std::string fix = "reinstall the package that ships it, or rebuild (deploy/build.sh)";
+    auto fail = [&](const std::string& why) {
+        return status(errc::invalid_argument, std::string("db.open: DB_CONNECTION=") + name +
+                                                  " needs the driver module " + file + ", " + why +
+                                                  ": " + fix);
+    };
+    std::string why;
+    void* handle = open_on_search_path(file, why);
+    if (handle == nullptr) return fail("which could not be loaded (" + why + ")");
+    const std::string symbol = std::string("opendms_db_driver_") + name;
+    void* found = ::dlsym(handle, symbol.c_str());
+    if (found == nullptr) {
+        return fail("but that file is not an OpenDMS " + std::string(name) + " driver (no " +
+                    symbol + ")");
+    }
+    using entry_fn = const driver_entry* (*)();
+    entry_fn get = nullptr;
+    static_assert(sizeof(get) == sizeof(found));
+    std::memcpy(&get, &found, sizeof(get));  // POSIX: object pointer to function pointer
+    const driver_entry* e = get();
+    if (e == nullptr || e->version == nullptr || std::strcmp(e->version, OPENDMS_VERSION) != 0 ||
+        e->options_size != sizeof(connect_options) ||
+        e->connection_size != sizeof(result<std::unique_ptr<connection>>) || e->open == nullptr) {
+        return fail(std::string("but that file was built for another version of OpenDMS (") +
+                    (e && e->version ? e->version : "?") + "; this program is " + OPENDMS_VERSION +
+                    ")");
+    }
+    return e;
+}
+
+}  // namespace detail
 
 result<std::unique_ptr<connection>> open(const connect_options& options) {
     switch (options.kind) {

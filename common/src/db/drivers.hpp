@@ -33,6 +33,12 @@ struct driver_entry {
     result<std::unique_ptr<connection>> (*open)(const connect_options& options);
 };
 
+/// Loads the driver module `file` and checks that it is the `name` driver ("pgsql",
+/// "mysql") of this build. A bare file name is looked for as dlopen() does, then in the
+/// program's own search path. The error says which DB_CONNECTION needed it, the file, why
+/// it failed and the fix. The module stays loaded until the process exits.
+result<const driver_entry*> load_driver_module(const std::string& file, const char* name);
+
 /// Defines a module's one exported symbol, `opendms_db_driver_<name>`, which the loader
 /// looks up with dlsym(); everything else in a module is hidden.
 #define OPENDMS_DB_DRIVER(name, function)                                               \
