@@ -27,6 +27,7 @@ std::string own_maps() {
 // First in the file: ctest runs each test case in a process of its own, and run together
 // the cases go in this order, so nothing has loaded a driver yet.
 TEST_CASE("libpq and Connector/C are mapped only once their driver is loaded", "[unit]") {
+#ifndef OPENDMS_DRIVER_LIBS_PRELOADED  // the ASan build links them (common/CMakeLists.txt)
     const std::string before = own_maps();
     CHECK(before.find("libpq.so") == std::string::npos);
     CHECK(before.find("libmariadb.so") == std::string::npos);
@@ -36,13 +37,16 @@ TEST_CASE("libpq and Connector/C are mapped only once their driver is loaded", "
     sqlite.database = ":memory:";
     REQUIRE(opendms::db::open(sqlite));
     CHECK(own_maps().find("libpq.so") == std::string::npos);
+#endif
 
     auto pgsql = load_driver_module("libopendms_db_pgsql.so", "pgsql");
     INFO((pgsql ? "" : pgsql.error().to_string()));
     REQUIRE(pgsql);
     CHECK(std::string((*pgsql)->version) == OPENDMS_VERSION);
     CHECK(own_maps().find("libpq.so") != std::string::npos);
+#ifndef OPENDMS_DRIVER_LIBS_PRELOADED
     CHECK(own_maps().find("libmariadb.so") == std::string::npos);
+#endif
 
     auto mysql = load_driver_module("libopendms_db_mysql.so", "mysql");
     INFO((mysql ? "" : mysql.error().to_string()));
