@@ -143,10 +143,12 @@ bool is_loopback_host(std::string_view host) {
 // and made at the first TLS handshake rather than at start: OpenSSL's set-up and the
 // system's trust store cost about 4 MiB of resident memory, which a gateway whose central
 // server is unreachable (or reached over http on loopback) need not pay
-// (docs/performance.md). A CA file is still checked at start (create_pool).
+// (docs/performance.md). With a CA file the context is made at start instead (create_pool),
+// so that a file that cannot be used stops start-up, and is handed over ready.
 class tls_context_source {
 public:
-    explicit tls_context_source(std::string ca_file) : ca_file_(std::move(ca_file)) {}
+    tls_context_source(std::string ca_file, std::unique_ptr<ssl::context> ready)
+        : ca_file_(std::move(ca_file)), context_(std::move(ready)) {}
 
     result<ssl::context*> get() {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -454,11 +456,14 @@ https_client::~https_client() {
 result<std::vector<std::unique_ptr<https_client>>> https_client::create_pool(
     const client_options& options, std::size_t count) {
     // A CA file that cannot be used is a setting to fix before start, not a delivery
-    // failure found hours later: it is loaded once here (a private CA's file is small).
+    // failure found hours later: with one, the context is made here, once.
+    std::unique_ptr<ssl::context> ready;
     if (options.endpoint.tls && !options.ca_file.empty()) {
-        if (auto check = tls_context_source::make(options.ca_file); !check) return check.error();
+        auto made = tls_context_source::make(options.ca_file);
+        if (!made) return made.error();
+        ready = std::move(*made);
     }
-    auto context = std::make_shared<tls_context_source>(options.ca_file);
+    auto context = std::make_shared<tls_context_source>(options.ca_file, std::move(ready));
     std::vector<std::unique_ptr<https_client>> clients;
     for (std::size_t i = 0; i < std::max<std::size_t>(1, count); ++i) {
         auto p = std::make_unique<impl>(options);

@@ -33,14 +33,6 @@ result<std::unique_ptr<push_service>> push_service::open(const field_settings& s
     auto c = db::open(s.common.db);
     if (!c) return c.error().context("push: open the database");
     svc->connection_ = std::move(*c);
-    if (svc->connection_->kind() == db::dialect::sqlite) {
-        // The pusher reads a batch and settles it, then waits: 1 MiB of page cache holds
-        // two batches of 500 records with their outbox and index pages. SQLite's default
-        // (2 MiB) only made the daemon bigger (docs/performance.md, "Field ingest").
-        if (status st = svc->connection_->execute_script("PRAGMA cache_size = -1024"); !st) {
-            return st.context("push: set the page cache size");
-        }
-    }
     auto clients = https_client::create_pool(s.push.client, s.push.concurrency);
     if (!clients) return clients.error().context("CENTRAL_DMS_CA_FILE");
     svc->clients_ = std::move(*clients);

@@ -57,10 +57,10 @@ void* open_on_search_path(const std::string& file, std::string& why) {
     return nullptr;
 }
 
-result<std::unique_ptr<connection>> open_module(const connect_options& options, const char* name) {
-    static loaded_driver pgsql;
-    static loaded_driver mysql;
-    loaded_driver& d = std::strcmp(name, "pgsql") == 0 ? pgsql : mysql;
+// The first call loads the module (once per process, whatever the outcome); every call
+// then opens a connection through it or returns the load's error.
+result<std::unique_ptr<connection>> open_module(loaded_driver& d, const connect_options& options,
+                                                const char* name) {
     std::call_once(d.once, [&] { d.entry = detail::load_driver_module(module_file(name), name); });
     if (!d.entry) return d.entry.error();
     return (*d.entry)->open(options);
@@ -107,10 +107,14 @@ result<std::unique_ptr<connection>> open(const connect_options& options) {
     switch (options.kind) {
         case dialect::sqlite:
             return detail::open_sqlite(options);
-        case dialect::pgsql:
-            return open_module(options, "pgsql");
-        case dialect::mysql:
-            return open_module(options, "mysql");
+        case dialect::pgsql: {
+            static loaded_driver pgsql;
+            return open_module(pgsql, options, "pgsql");
+        }
+        case dialect::mysql: {
+            static loaded_driver mysql;
+            return open_module(mysql, options, "mysql");
+        }
     }
     return status(errc::invalid_argument, "db.open: unknown dialect");
 }
