@@ -218,7 +218,12 @@ TEST_CASE("kill -9 of the field daemon in the middle of pushes, 20 times: nothin
     }
     INFO("killed " << kills << " times; " << last_pending << " still pending before the last run");
     CHECK(kills >= 10);  // the kills did land in the middle of the drain
+    // Up before it may be stopped: when the kills already drained everything, the wait
+    // below returns at once, and a SIGTERM sent before the daemon has blocked it (or even
+    // before exec) ends it with 143 instead of a clean stop.
+    const std::size_t subscribed = t::count_occurrences(daemon.log(), " subscribed to ");
     daemon.start();
+    daemon.wait_subscribed(subscribed + 1);
     const bool all = t::wait_until([&] { return f.pending() == 0; }, 120s, 100ms);
     REQUIRE(all);
     REQUIRE(daemon.stop() == 0);
