@@ -14,6 +14,8 @@
 #include <mutex>
 #include <ostream>
 #include <sstream>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "opendms/clock.hpp"
@@ -73,18 +75,43 @@ struct counters {
     std::atomic<std::uint64_t> quarantined{0};
 };
 
-/// Where the MQTT callbacks store messages. With one MQTT connection, its network thread
-/// calls the store directly: one transaction per message, no hand-off. With several, every
-/// callback submits to one ingest_writer, which commits whatever is waiting in one
-/// transaction (group commit) and answers each callback only after that commit, so the
-/// PUBACK rule holds and one commit (one fsync with synchronous=FULL) serves many messages.
+/// Where the MQTT connections store their batches (each batch: the messages one connection
+/// had read; their PUBACKs leave after this returns). With one MQTT connection, its network
+/// thread stores the batch itself in one transaction, no hand-off; a lone message takes the
+/// plain ingest() path. With several, every connection submits its batch to one
+/// ingest_writer, which commits whatever is waiting in one transaction (group commit) and
+/// answers only after that commit. Either way one commit (one fsync with
+/// synchronous=FULL) serves many messages of a burst.
 struct ingest_sink {
     std::unique_ptr<db::connection> connection;  // single-connection mode
     std::unique_ptr<ingest_store> store;         // single-connection mode
     std::unique_ptr<ingest_writer> writer;       // MQTT_CONNECTIONS > 1
 
-    result<ingest_outcome> ingest(std::string_view topic, std::string_view payload) {
-        return writer ? writer->submit(topic, payload) : store->ingest(topic, payload);
+    std::vector<result<ingest_outcome>> ingest(const std::vector<mqtt_message>& batch) {
+        std::vector<result<ingest_outcome>> out;
+        if (writer) {
+            std::vector<std::pair<std::string_view, std::string_view>> messages;
+            messages.reserve(batch.size());
+            for (const mqtt_message& m : batch) messages.emplace_back(m.topic, m.payload);
+            return writer->submit_batch(messages);
+        }
+        if (batch.size() == 1) {
+            out.push_back(store->ingest(batch[0].topic, batch[0].payload));
+            return out;
+        }
+        std::vector<batch_entry> entries(batch.size());
+        std::vector<batch_entry*> pointers;
+        pointers.reserve(batch.size());
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            entries[i].topic = batch[i].topic;
+            entries[i].bytes = batch[i].payload;
+            entries[i].message = store->prepare(entries[i].topic, entries[i].bytes);
+            pointers.push_back(&entries[i]);
+        }
+        (void)store->ingest_batch(pointers);
+        out.reserve(batch.size());
+        for (batch_entry& e : entries) out.push_back(std::move(*e.outcome));
+        return out;
     }
 };
 
@@ -163,10 +190,9 @@ void watch_clock() {
     }
 }
 
-status store_message(ingest_sink& sink, const ingest_options& options, counters& n,
-                     push_service* push, std::string_view topic, std::string_view payload) {
-    watch_clock();
-    auto outcome = sink.ingest(topic, payload);
+/// Counts and logs one message's outcome; its status for the subscriber.
+status account(const result<ingest_outcome>& outcome, const ingest_options& options,
+               counters& n, std::string_view topic, std::string_view payload) {
     if (!outcome) {
         if (outcome.error().code() == errc::corrupt) {
             // The file went bad under us. Retrying cannot help; a restart can: the start-up
@@ -183,7 +209,6 @@ status store_message(ingest_sink& sink, const ingest_options& options, counters&
     switch (*outcome) {
         case ingest_outcome::stored:
             n.stored.fetch_add(1);
-            if (push != nullptr) push->notify();  // the live lane goes out now
             OPENDMS_LOG(debug, "ingest", "stored a message on " << topic);
             break;
         case ingest_outcome::mesh_duplicate:
@@ -200,6 +225,24 @@ status store_message(ingest_sink& sink, const ingest_options& options, counters&
             break;
     }
     return status::ok();
+}
+
+/// Stores one connection's batch; one status per message (mqtt_subscriber's handler).
+std::vector<status> store_messages(ingest_sink& sink, const ingest_options& options,
+                                   counters& n, push_service* push,
+                                   const std::vector<mqtt_message>& batch) {
+    watch_clock();
+    std::vector<result<ingest_outcome>> outcomes = sink.ingest(batch);
+    std::vector<status> out;
+    out.reserve(batch.size());
+    bool stored = false;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        const result<ingest_outcome>& o = outcomes[i];
+        stored = stored || (o && *o == ingest_outcome::stored);
+        out.push_back(account(o, options, n, batch[i].topic, batch[i].payload));
+    }
+    if (stored && push != nullptr) push->notify();  // the live lane goes out now
+    return out;
 }
 
 /// The periodic line; a warning while a connection is down. `final` after stop().
@@ -301,9 +344,9 @@ int run_daemon(const field_settings& s, std::ostream& err) {
 
     counters n;
     const ingest_options options = s.ingest();
-    mqtt_subscriber sub(s.mqtt, [&](int, std::string_view topic, std::string_view payload) {
-        return store_message(sink, options, n, push.get(), topic, payload);
-    });
+    mqtt_subscriber sub(s.mqtt, batch_handler([&](int, const std::vector<mqtt_message>& batch) {
+                            return store_messages(sink, options, n, push.get(), batch);
+                        }));
     if (status st = sub.start(); !st) {
         err << "opendms-field run: " << st.message() << "\n";
         return st.code() == errc::invalid_argument ? daemon_exit_config : daemon_exit_failed;

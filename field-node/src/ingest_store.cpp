@@ -284,4 +284,44 @@ result<ingest_outcome> ingest_store::ingest_in_transaction(std::string_view mqtt
                             "the database refused the record: " + stored.error().message(), now);
 }
 
+batch_counts ingest_store::ingest_batch(const std::vector<batch_entry*>& entries,
+                                        const std::string& what) {
+    std::vector<batch_entry*> pending = entries;
+    batch_counts n;
+    while (!pending.empty()) {
+        if (status s = c_.begin(); !s) {
+            (void)c_.rollback();  // harmless when BEGIN opened nothing
+            ++n.rollbacks;
+            for (batch_entry* e : pending) e->outcome = s.context(what + ": begin");
+            return n;
+        }
+        auto failed = pending.end();
+        for (auto it = pending.begin(); it != pending.end(); ++it) {
+            batch_entry* e = *it;
+            e->outcome = ingest_in_transaction(e->topic, e->bytes, e->message);
+            if (!*e->outcome) {
+                failed = it;
+                break;
+            }
+        }
+        if (failed != pending.end()) {
+            // The transaction is unusable after the failure: drop it and run the others
+            // again without the failed message, which keeps its error.
+            (void)c_.rollback();
+            ++n.rollbacks;
+            pending.erase(failed);
+            continue;
+        }
+        if (status s = c_.commit(); !s) {
+            (void)c_.rollback();
+            ++n.rollbacks;
+            for (batch_entry* e : pending) e->outcome = s.context(what + ": commit");
+            return n;
+        }
+        ++n.commits;
+        return n;
+    }
+    return n;
+}
+
 }  // namespace opendms::field

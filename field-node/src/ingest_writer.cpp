@@ -19,12 +19,11 @@ constexpr const char* what = "ingest.writer";
 // Lives on the submitter's stack; the writer fills `outcome` without the lock while the
 // submitter waits, then sets `done` and notifies `wake` under the lock, after which it
 // never touches the job. One condition variable each: a batch wakes only its submitters.
+// A batch submission queues one job per message and waits on the last one's `wake`
+// (jobs are finished in queue order).
 struct ingest_writer::job {
     std::condition_variable wake;
-    std::string_view topic;
-    std::string_view bytes;
-    prepared_message message;
-    std::optional<result<ingest_outcome>> outcome;
+    batch_entry entry;
     bool done = false;
 };
 
@@ -68,19 +67,37 @@ void ingest_writer::stop() {
 }
 
 result<ingest_outcome> ingest_writer::submit(std::string_view topic, std::string_view bytes) {
-    job j;
-    j.topic = topic;
-    j.bytes = bytes;
-    j.message = store_.prepare(topic, bytes);  // pure: outside the lock
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (stopping_) {
-        ++stats_.failed_messages;
-        return status(errc::unavailable, std::string(what) + ": stopped");
+    return std::move(submit_batch({{topic, bytes}})[0]);
+}
+
+std::vector<result<ingest_outcome>> ingest_writer::submit_batch(
+    const std::vector<std::pair<std::string_view, std::string_view>>& messages) {
+    std::vector<job> jobs(messages.size());
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        batch_entry& e = jobs[i].entry;
+        e.topic = messages[i].first;
+        e.bytes = messages[i].second;
+        e.message = store_.prepare(e.topic, e.bytes);  // pure: outside the lock
     }
-    queue_.push_back(&j);
-    work_.notify_one();
-    j.wake.wait(lock, [&] { return j.done; });
-    return std::move(*j.outcome);
+    std::vector<result<ingest_outcome>> out;
+    out.reserve(jobs.size());
+    if (jobs.empty()) return out;
+    {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (stopping_) {
+            stats_.failed_messages += jobs.size();
+            for (std::size_t i = 0; i < jobs.size(); ++i) {
+                out.emplace_back(status(errc::unavailable, std::string(what) + ": stopped"));
+            }
+            return out;
+        }
+        for (job& j : jobs) queue_.push_back(&j);
+        work_.notify_one();
+        job& last = jobs.back();
+        last.wake.wait(lock, [&] { return last.done; });
+    }
+    for (job& j : jobs) out.push_back(std::move(*j.entry.outcome));
+    return out;
 }
 
 std::size_t ingest_writer::queued() const {
@@ -116,44 +133,13 @@ void ingest_writer::run() {
 
 // Fills every job's outcome. Only this thread uses the connection.
 void ingest_writer::write_batch(std::vector<job*>& batch) {
-    std::vector<job*> pending = batch;
-    std::uint64_t commits = 0, rollbacks = 0;
-    while (!pending.empty()) {
-        if (status s = c_.begin(); !s) {
-            (void)c_.rollback();  // harmless when BEGIN opened nothing
-            ++rollbacks;
-            for (job* j : pending) j->outcome = s.context(std::string(what) + ": begin");
-            break;
-        }
-        auto failed = pending.end();
-        for (auto it = pending.begin(); it != pending.end(); ++it) {
-            job* j = *it;
-            j->outcome = store_.ingest_in_transaction(j->topic, j->bytes, j->message);
-            if (!*j->outcome) {
-                failed = it;
-                break;
-            }
-        }
-        if (failed != pending.end()) {
-            // The transaction is unusable after the failure: drop it and run the others
-            // again without the failed message, which keeps its error.
-            (void)c_.rollback();
-            ++rollbacks;
-            pending.erase(failed);
-            continue;
-        }
-        if (status s = c_.commit(); !s) {
-            (void)c_.rollback();
-            ++rollbacks;
-            for (job* j : pending) j->outcome = s.context(std::string(what) + ": commit");
-            break;
-        }
-        ++commits;
-        break;
-    }
+    std::vector<batch_entry*> entries;
+    entries.reserve(batch.size());
+    for (job* j : batch) entries.push_back(&j->entry);
+    const batch_counts n = store_.ingest_batch(entries, what);
     std::lock_guard<std::mutex> lock(mutex_);
-    stats_.commits += commits;
-    stats_.rollbacks += rollbacks;
+    stats_.commits += n.commits;
+    stats_.rollbacks += n.rollbacks;
 }
 
 // Publishes the outcomes (or `error` for jobs without one) and wakes the submitters.
@@ -162,8 +148,9 @@ void ingest_writer::finish(std::vector<job*>& jobs, const status& error) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         for (job* j : jobs) {
-            if (!j->outcome) j->outcome = result<ingest_outcome>(error);
-            if (*j->outcome) {
+            std::optional<result<ingest_outcome>>& outcome = j->entry.outcome;
+            if (!outcome) outcome = result<ingest_outcome>(error);
+            if (*outcome) {
                 ++stats_.committed_messages;
             } else {
                 ++stats_.failed_messages;

@@ -1,16 +1,25 @@
 // mqtt_subscriber: one libmosquitto client per connection, each driven by a network thread
 // of our own (see the header for why the PUBACK waits for the handler).
 //
-// Each thread runs mosquitto_loop() itself, with mosquitto_threaded_set(true), rather than
+// Each thread runs its own network loop, with mosquitto_threaded_set(true), rather than
 // mosquitto_loop_start(): the library's loop thread ends for good on some errors (TLS,
 // authentication, a failed DNS lookup, a protocol error) and says nothing; ours sees every
 // return code, logs it and reconnects with its own capped, jittered exponential backoff
 // until stop(). With threaded_set(true) the library queues every packet (the PUBACK
-// included) and writes it from the next mosquitto_loop() call, that is after on_message
-// has returned, exactly as with mosquitto_loop_start().
+// included) instead of writing it at once; it leaves only when we call
+// mosquitto_loop_write().
+//
+// The loop is mosquitto_loop() taken apart (poll(), mosquitto_loop_read(),
+// mosquitto_loop_write(), mosquitto_loop_misc()) so that the reads and the writes can be
+// separated: on_message only copies the message into the link's batch; the loop reads
+// while the socket holds more (FIONREAD), then hands the batch to the handler, and only
+// after the handler has returned writes the queued PUBACKs. mosquitto_loop() itself would
+// write the PUBACK of a message right after reading it, in the same call.
 #include "opendms/field/mqtt_subscriber.hpp"
 
 #include <mosquitto.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,6 +77,8 @@ struct mqtt_subscriber::impl {
         int subscribe_mid = -1;
         int failures = 0;  // connection attempts since the last successful subscription
         std::string last_problem;
+        std::vector<mqtt_message> batch;  // read, not yet handed over (PUBACKs queued)
+        std::size_t batch_bytes = 0;
 
         link() = default;
         link(const link&) = delete;
@@ -77,12 +88,14 @@ struct mqtt_subscriber::impl {
         }
         void run();
         int pump();
+        int step(int timeout_ms);
+        int read_available();
         void close();
         std::chrono::milliseconds next_delay();
     };
 
     mqtt_options options;
-    message_handler handler;
+    batch_handler handler;
     std::vector<std::unique_ptr<link>> links;
     bool started = false;
     std::atomic<bool> stopping{false};
@@ -92,7 +105,7 @@ struct mqtt_subscriber::impl {
     std::condition_variable wake;  // interrupts waits when stop() is called
     std::mt19937 jitter{std::random_device{}()};
 
-    impl(mqtt_options o, message_handler h) : options(std::move(o)), handler(std::move(h)) {}
+    impl(mqtt_options o, batch_handler h) : options(std::move(o)), handler(std::move(h)) {}
 
     /// Sleeps for `d` or until stop(); true when stopping.
     bool pause(std::chrono::milliseconds d) {
@@ -110,8 +123,9 @@ struct mqtt_subscriber::impl {
     static void on_disconnect(mosquitto* mosq, void* obj, int rc);
     static void on_message(mosquitto* mosq, void* obj, const mosquitto_message* msg);
     static void on_library_log(mosquitto* mosq, void* obj, int level, const char* text);
-    void deliver(link& l, const mosquitto_message& msg);
-    status call_handler(int index, std::string_view topic, std::string_view payload);
+    void deliver(link& l, std::vector<mqtt_message>& batch);
+    std::vector<status> call_handler(int index, const std::vector<mqtt_message>& batch);
+    void store_alone(link& l, std::vector<mqtt_message>& one);
 };
 
 mqtt_subscriber::impl::link& mqtt_subscriber::impl::link_of(void* obj) {
@@ -200,9 +214,18 @@ void mqtt_subscriber::impl::on_disconnect(mosquitto*, void* obj, int rc) {
     }
 }
 
+// Only copies the message: it is handed over with the rest of its batch by step(), before
+// the PUBACK that libmosquitto has just queued for it can be written.
 void mqtt_subscriber::impl::on_message(mosquitto*, void* obj, const mosquitto_message* msg) {
     auto& l = link_of(obj);
-    l.owner->deliver(l, *msg);
+    mqtt_message m;
+    if (msg->topic != nullptr) m.topic = msg->topic;
+    if (msg->payload != nullptr && msg->payloadlen > 0) {
+        m.payload.assign(static_cast<const char*>(msg->payload),
+                         static_cast<std::size_t>(msg->payloadlen));
+    }
+    l.batch_bytes += m.payload.size();
+    l.batch.push_back(std::move(m));
 }
 
 void mqtt_subscriber::impl::on_library_log(mosquitto*, void* obj, int level, const char* text) {
@@ -246,27 +269,47 @@ status mqtt_subscriber::impl::create(link& l) {
     return status::ok();
 }
 
-status mqtt_subscriber::impl::call_handler(int index, std::string_view topic,
-                                           std::string_view payload) {
+std::vector<status> mqtt_subscriber::impl::call_handler(int index,
+                                                       const std::vector<mqtt_message>& batch) {
+    status failed;
     try {
-        return handler(index, topic, payload);
+        std::vector<status> r = handler(index, batch);
+        if (r.size() == batch.size()) return r;
+        failed = status(errc::internal, "message handler returned " + std::to_string(r.size()) +
+                                            " results for " + std::to_string(batch.size()) +
+                                            " messages");
     } catch (const std::exception& e) {
-        return status(errc::internal, std::string("message handler threw: ") + e.what());
+        failed = status(errc::internal, std::string("message handler threw: ") + e.what());
     } catch (...) {
-        return status(errc::internal, "message handler threw an unknown exception");
+        failed = status(errc::internal, "message handler threw an unknown exception");
+    }
+    return std::vector<status>(batch.size(), failed);
+}
+
+// Hands the batch over; a message the handler fails is offered again alone (after the
+// rest of its batch) until it is stored. Returns only when every message of the batch is durable (or ends the process).
+void mqtt_subscriber::impl::deliver(link& l, std::vector<mqtt_message>& batch) {
+    if (batch.empty()) return;
+    std::vector<status> results = call_handler(l.index, batch);
+    std::uint64_t ok = 0;
+    for (const status& r : results) ok += r ? 1 : 0;
+    handled.fetch_add(ok);
+    if (ok == batch.size()) return;
+    std::vector<mqtt_message> one(1);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (results[i]) continue;
+        one[0] = std::move(batch[i]);
+        store_alone(l, one);
     }
 }
 
-void mqtt_subscriber::impl::deliver(link& l, const mosquitto_message& msg) {
-    std::string_view topic = msg.topic != nullptr ? msg.topic : "";
-    std::string_view payload;
-    if (msg.payload != nullptr && msg.payloadlen > 0) {
-        payload = std::string_view(static_cast<const char*>(msg.payload),
-                                   static_cast<std::size_t>(msg.payloadlen));
-    }
+// The message failed in its batch (or was not offered: see the message_handler adapter):
+// offered alone, at once and then with capped backoff, until it is stored.
+void mqtt_subscriber::impl::store_alone(link& l, std::vector<mqtt_message>& one) {
+    const std::string& topic = one[0].topic;
     std::chrono::milliseconds delay = first_store_retry;
     for (int attempt = 1;; ++attempt) {
-        status s = call_handler(l.index, topic, payload);
+        status s = call_handler(l.index, one)[0];
         if (s) {
             handled.fetch_add(1);
             if (attempt > 1) {
@@ -315,10 +358,53 @@ std::chrono::milliseconds mqtt_subscriber::impl::link::next_delay() {
 
 int mqtt_subscriber::impl::link::pump() {
     while (!owner->stopping.load()) {
-        int rc = mosquitto_loop(mosq, loop_timeout_ms, 1);
+        int rc = step(loop_timeout_ms);
         if (rc != MOSQ_ERR_SUCCESS) return rc;
     }
     return MOSQ_ERR_SUCCESS;
+}
+
+// One turn of the network loop: what mosquitto_loop() does, except that every message
+// read is handed over (stored) before any PUBACK is written.
+int mqtt_subscriber::impl::link::step(int timeout_ms) {
+    const int fd = mosquitto_socket(mosq);
+    if (fd < 0) return MOSQ_ERR_NO_CONN;
+    pollfd p{fd, POLLIN, 0};
+    if (mosquitto_want_write(mosq)) p.events |= POLLOUT;
+    const int n = ::poll(&p, 1, timeout_ms);
+    if (n < 0) return errno == EINTR ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ERRNO;
+    if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+        const int rc = read_available();
+        const int saved_errno = errno;
+        // What was read is stored even when the read then failed: the broker redelivers
+        // it (no PUBACK left), and the copy becomes a mesh duplicate, not a second record;
+        // a broker that lost it meanwhile cannot take it from us.
+        owner->deliver(*this, batch);
+        batch.clear();
+        batch_bytes = 0;
+        errno = saved_errno;
+        if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(mosq) < 0) return rc;
+    }
+    if (mosquitto_want_write(mosq)) {
+        const int rc = mosquitto_loop_write(mosq, 1);
+        if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(mosq) < 0) return rc;
+    }
+    return mosquitto_loop_misc(mosq);
+}
+
+// Reads packets while the socket holds more bytes, up to one batch; on_message collects
+// the messages in `batch`. mosquitto_loop_read() reads one packet a call (a TLS record's
+// worth more); FIONREAD tells whether the next is already here, so a message that arrives
+// alone is handed over at once.
+int mqtt_subscriber::impl::link::read_available() {
+    for (;;) {
+        const int rc = mosquitto_loop_read(mosq, 1);
+        const int fd = mosquitto_socket(mosq);
+        if (rc != MOSQ_ERR_SUCCESS || fd < 0) return rc;
+        if (batch.size() >= max_batch_messages || batch_bytes >= max_batch_bytes) return rc;
+        int waiting = 0;
+        if (::ioctl(fd, FIONREAD, &waiting) != 0 || waiting <= 0) return rc;
+    }
 }
 
 void mqtt_subscriber::impl::link::run() {
@@ -345,17 +431,36 @@ void mqtt_subscriber::impl::link::run() {
 void mqtt_subscriber::impl::link::close() {
     if (mosquitto_socket(mosq) < 0) return;
     // Sends what is queued (the last PUBACKs) and then DISCONNECT, so that the broker
-    // keeps the session without waiting for the keepalive to run out.
+    // keeps the session without waiting for the keepalive to run out. A message that
+    // arrives meanwhile is stored before its PUBACK, as always.
     mosquitto_disconnect(mosq);
     auto deadline = std::chrono::steady_clock::now() + disconnect_grace;
     while (std::chrono::steady_clock::now() < deadline) {
-        if (mosquitto_loop(mosq, 100, 1) != MOSQ_ERR_SUCCESS) break;
+        if (step(100) != MOSQ_ERR_SUCCESS) break;
         if (mosquitto_socket(mosq) < 0) break;
     }
 }
 
-mqtt_subscriber::mqtt_subscriber(mqtt_options options, message_handler handler)
+mqtt_subscriber::mqtt_subscriber(mqtt_options options, batch_handler handler)
     : impl_(std::make_unique<impl>(std::move(options), std::move(handler))) {}
+
+// Message by message, in order; after the first failure the rest of the batch is failed
+// too (not offered), so that they are then offered alone in their order.
+mqtt_subscriber::mqtt_subscriber(mqtt_options options, message_handler handler)
+    : mqtt_subscriber(std::move(options),
+                      batch_handler([h = std::move(handler)](
+                                        int index, const std::vector<mqtt_message>& batch) {
+                          std::vector<status> out;
+                          out.reserve(batch.size());
+                          for (const mqtt_message& m : batch) {
+                              if (!out.empty() && !out.back()) {
+                                  out.push_back(out.back());
+                                  continue;
+                              }
+                              out.push_back(h(index, m.topic, m.payload));
+                          }
+                          return out;
+                      })) {}
 
 mqtt_subscriber::~mqtt_subscriber() {
     stop();

@@ -49,8 +49,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "opendms/clock.hpp"
 #include "opendms/config/settings.hpp"
@@ -77,6 +79,21 @@ struct prepared_message {
     std::int64_t received_ms = 0;  // the clock's now_ms() when prepared
 };
 
+/// One message of ingest_batch(): borrowed topic and bytes, the prepared message, and the
+/// outcome, which ingest_batch() sets.
+struct batch_entry {
+    std::string_view topic;
+    std::string_view bytes;
+    prepared_message message;
+    std::optional<result<ingest_outcome>> outcome;
+};
+
+/// What one ingest_batch() call did to the database.
+struct batch_counts {
+    std::uint64_t commits = 0;    // 0 or 1
+    std::uint64_t rollbacks = 0;  // transactions rolled back (one per rerun, and a failure)
+};
+
 class ingest_store {
 public:
     /// `c` and `clk` must outlive the store.
@@ -96,6 +113,15 @@ public:
     /// The same, preparing the message itself.
     result<ingest_outcome> ingest_in_transaction(std::string_view mqtt_topic,
                                                  std::string_view bytes);
+
+    /// Stores the entries (prepared) in ONE transaction, in order, and sets each one's
+    /// outcome: ok once the COMMIT succeeded. A message whose own statements fail gets its
+    /// error, and the transaction is rolled back and run again without it, so one bad
+    /// message never fails the others; a failed BEGIN or COMMIT fails every message still
+    /// in the batch (nothing of them stored), with `what` before the error ("<what>:
+    /// commit: ..."). The connection must not be in a transaction.
+    batch_counts ingest_batch(const std::vector<batch_entry*>& entries,
+                              const std::string& what = "ingest.batch");
 
 private:
     db::connection& c_;

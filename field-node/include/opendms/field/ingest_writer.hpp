@@ -1,14 +1,15 @@
-// ingest_writer: group commit for the MQTT connections. Many threads submit one message
-// each; ONE writer thread stores whatever is waiting in one transaction and tells every
-// submitter its own outcome after the COMMIT.
+// ingest_writer: group commit for several MQTT connections. Many threads submit messages
+// (one, or one connection's batch); ONE writer thread stores whatever is waiting in one
+// transaction and tells every submitter its own outcomes after the COMMIT.
 //
-// Why: libmosquitto sends the PUBACK of a QoS 1 message when on_message returns, so a
-// message must be committed before its callback returns, and one connection has only one
-// message in flight. One commit per message caps the rate at the disk's sync rate (FULL)
-// or at the cost of a transaction (NORMAL). With several connections (a shared
-// subscription) their callbacks block in submit() together and share one commit.
+// Why: libmosquitto sends the PUBACK of a QoS 1 message only after we have handed it over,
+// so a message must be committed before then. Each connection already hands over what it
+// has read in one batch (mqtt_subscriber.hpp); with several connections (a shared
+// subscription) their batches meet here and share one commit and one connection. A single
+// connection does not need it: it stores its batches on its own thread (field_daemon.cpp).
 //
-// Contract of submit(topic, bytes), called from any number of threads at once:
+// Contract of submit(topic, bytes) and submit_batch(), called from any number of threads
+// at once (for submit_batch, per message):
 //   - ok: the transaction holding the message has COMMITTED (with synchronous=FULL: synced
 //     to disk); the caller may acknowledge it. The outcome is the one ingest() would give
 //     (stored, mesh_duplicate, quarantined; a record the database refuses is quarantined
@@ -24,8 +25,9 @@
 // that comes back (disk freed, server restarted: the drivers reconnect outside a
 // transaction) is used without a restart.
 //
-// Memory is bounded: a submitter blocks until its outcome is known, so the queue holds at
-// most one message per submitting thread; a batch takes at most `max_batch` of them.
+// Memory is bounded: a submitter blocks until its outcomes are known, so the queue holds at
+// most one submission (one message, or one connection's batch) per submitting thread; a
+// transaction takes at most `max_batch` messages.
 // The message is parsed in the submitting thread (pure), so the writer holds the database's
 // write lock only for the SQL. The receive time is read when submit() is called.
 //
@@ -44,6 +46,7 @@
 #include <mutex>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "opendms/clock.hpp"
@@ -91,6 +94,11 @@ public:
     /// Stores one message; blocks until its transaction committed or failed (see above).
     /// `topic` and `bytes` are only borrowed during the call.
     result<ingest_outcome> submit(std::string_view topic, std::string_view bytes);
+    /// Stores several (topic, bytes) messages, queued together in order (they share a
+    /// transaction, unless max_batch splits them), and returns one outcome each, in order,
+    /// once all are known. One hand-off for the lot: a connection's burst costs one wake-up.
+    std::vector<result<ingest_outcome>> submit_batch(
+        const std::vector<std::pair<std::string_view, std::string_view>>& messages);
 
     /// Messages submitted and not yet taken into a batch (for tests and diagnostics).
     std::size_t queued() const;

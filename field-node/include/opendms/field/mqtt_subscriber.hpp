@@ -5,22 +5,33 @@
 // libmosquitto queues the PUBACK of a QoS 1 message before calling on_message, and in
 // threaded mode (mosquitto_threaded_set(true)) writes it only after on_message returns.
 // So: QoS 1, clean_session=false, a fixed client id, threaded mode, and the handler runs
-// inside on_message. Each connection runs its own thread calling mosquitto_loop() and
-// reconnecting with its own backoff (1 s doubling to reconnect_max_s, with jitter) on
-// every error, so there is no library loop that can give up for good. If the handler fails, on_message does not return: it retries the
-// handler with capped backoff until it succeeds; if the subscriber is stopped meanwhile,
-// the process ends with _exit(75) so that the PUBACK never leaves and the broker
-// redelivers the message to the persistent session on restart.
+// before any PUBACK of the messages it is given is written. Each connection runs its own
+// thread and its own network loop (poll(), mosquitto_loop_read/_write/_misc), reconnecting
+// with its own backoff (1 s doubling to reconnect_max_s, with jitter) on every error, so
+// there is no library loop that can give up for good.
+//
+// Batches: the loop reads every message that has already arrived on the socket (at most
+// max_batch_messages, max_batch_bytes), hands them to the handler together, and only then
+// writes their PUBACKs. A burst is thus stored in a few transactions, one commit each,
+// without a hand-off between threads; a message that arrives alone goes to the handler at
+// once (no waiting for company). Order is kept: the handler gets the messages in the order
+// the broker sent them.
+//
+// If the handler fails a message (its status is an error), nothing is acknowledged yet:
+// the failed messages are handed over again, alone, with capped backoff until they succeed
+// (the others are not handed over twice); if the subscriber is stopped meanwhile, the
+// process ends with _exit(75) so that no PUBACK leaves and the broker redelivers the
+// messages to the persistent session on restart.
 //
 // Several connections (`connections` > 1) share the topics through a shared subscription
-// ($share/<group>/<topic>), each with its own network thread, so a slow store does not
-// cap the rate at 1/(time per message).
+// ($share/<group>/<topic>), each with its own network thread.
 //
 // Threads: start()/stop() from the owner's thread; the handler runs on the network
 // threads (one per connection), concurrently when connections > 1.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -52,8 +63,27 @@ struct mqtt_options {
 using message_handler =
     std::function<status(int connection_index, std::string_view topic, std::string_view payload)>;
 
+/// One received message, owned (libmosquitto frees its own copy when the read returns).
+struct mqtt_message {
+    std::string topic;
+    std::string payload;
+};
+
+/// Stores `messages` (in the broker's order) and returns one status per message, in the
+/// same order: ok once that message is durable, an error for "do not acknowledge". A
+/// result of another size fails every message.
+using batch_handler = std::function<std::vector<status>(int connection_index,
+                                                         const std::vector<mqtt_message>& messages)>;
+
+/// How many messages (and payload bytes) one batch takes at most; a single larger
+/// message still goes alone.
+constexpr std::size_t max_batch_messages = 256;
+constexpr std::size_t max_batch_bytes = 1024 * 1024;
+
 class mqtt_subscriber {
 public:
+    mqtt_subscriber(mqtt_options options, batch_handler handler);
+    /// The handler is called once per message of each batch, in order.
     mqtt_subscriber(mqtt_options options, message_handler handler);
     ~mqtt_subscriber();
     mqtt_subscriber(const mqtt_subscriber&) = delete;
