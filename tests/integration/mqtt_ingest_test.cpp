@@ -4,8 +4,11 @@
 // once, with its columns; what cannot become a record must be in quarantine.
 #include <catch2/catch.hpp>
 
+#include <mosquitto.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -338,6 +341,188 @@ TEST_CASE("the subscriber retries a failing handler and hands each message over 
     CHECK(others_once == 99);
     CHECK(wrong_topics == 0);
     for (int index : indexes) CHECK((index >= 0 && index < connections));
+}
+
+namespace {
+
+/// Subscriber options for a private topic and client id on the test broker.
+opendms::field::mqtt_options subscriber_options(const t::mqtt_broker& broker) {
+    opendms::field::mqtt_options o;
+    o.host = broker.host;
+    o.port = broker.port;
+    o.topics = {t::unique_name("opendms-test") + "/hub/event"};
+    o.client_id = t::unique_name("opendms-test-sub");
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("a burst reaches the handler in batches, in the broker's order, each message once",
+          "[integration][mqtt]") {
+    t::mqtt_broker broker = t::require_mqtt_broker();
+    opendms::field::mqtt_options o = subscriber_options(broker);
+    std::mutex m;
+    std::condition_variable cv;
+    bool release = false;
+    std::vector<std::string> seen;  // payloads in the order handed over
+    std::vector<std::size_t> sizes;
+    opendms::field::mqtt_subscriber sub(
+        o, opendms::field::batch_handler(
+               [&](int, const std::vector<opendms::field::mqtt_message>& batch) {
+                   std::unique_lock<std::mutex> lock(m);
+                   for (const auto& msg : batch) seen.push_back(msg.payload);
+                   sizes.push_back(batch.size());
+                   // The first batch waits: meanwhile the burst piles up on the socket.
+                   cv.wait(lock, [&] { return release; });
+                   return std::vector<opendms::status>(batch.size(), opendms::status::ok());
+               }));
+    REQUIRE(sub.start());
+    REQUIRE(t::wait_until([&] { return sub.connected() == 1; }, 20s));
+
+    t::mqtt_publisher pub(broker, t::unique_name("opendms-test-pub"));
+    pub.connect();
+    const int n = 2000;
+    for (int i = 0; i < n; ++i) pub.publish(o.topics[0], "message " + std::to_string(i), "");
+    REQUIRE(pub.wait_acked(30s));
+    REQUIRE(t::wait_until([&] { std::lock_guard<std::mutex> l(m); return !seen.empty(); }, 20s));
+    std::this_thread::sleep_for(500ms);  // the broker has sent the rest meanwhile
+    {
+        std::lock_guard<std::mutex> lock(m);
+        CHECK(sub.handled() == 0);  // nothing counts as stored before the handler returns
+        release = true;
+    }
+    cv.notify_all();
+    CHECK(t::wait_until([&] { return sub.handled() == n; }, 30s));
+    sub.stop();
+
+    std::lock_guard<std::mutex> lock(m);
+    REQUIRE(seen.size() == static_cast<std::size_t>(n));
+    int out_of_order = 0;
+    for (int i = 0; i < n; ++i) out_of_order += seen[i] != "message " + std::to_string(i);
+    CHECK(out_of_order == 0);
+    const std::size_t largest = *std::max_element(sizes.begin(), sizes.end());
+    INFO("batches: " << sizes.size() << ", largest " << largest);
+    CHECK(largest > 1);  // what had piled up came in batches...
+    CHECK(largest <= opendms::field::max_batch_messages);  // ...of bounded size
+    CHECK(sizes.size() < static_cast<std::size_t>(n));
+}
+
+TEST_CASE("a message its batch could not store is offered again alone; the others only once",
+          "[integration][mqtt]") {
+    t::mqtt_broker broker = t::require_mqtt_broker();
+    opendms::field::mqtt_options o = subscriber_options(broker);
+    std::mutex m;
+    std::map<std::string, int> calls;
+    std::vector<std::size_t> retry_sizes;  // sizes of the calls that offered "message 7"
+    int failures_left = 2;
+    opendms::field::mqtt_subscriber sub(
+        o, opendms::field::batch_handler(
+               [&](int, const std::vector<opendms::field::mqtt_message>& batch) {
+                   std::lock_guard<std::mutex> lock(m);
+                   std::vector<opendms::status> out;
+                   for (const auto& msg : batch) {
+                       ++calls[msg.payload];
+                       if (msg.payload == "message 7") retry_sizes.push_back(batch.size());
+                       if (msg.payload == "message 7" && failures_left > 0) {
+                           --failures_left;
+                           out.emplace_back(opendms::errc::io_error, "test: disk full");
+                       } else {
+                           out.push_back(opendms::status::ok());
+                       }
+                   }
+                   return out;
+               }));
+    REQUIRE(sub.start());
+    REQUIRE(t::wait_until([&] { return sub.connected() == 1; }, 20s));
+    t::mqtt_publisher pub(broker, t::unique_name("opendms-test-pub"));
+    pub.connect();
+    for (int i = 0; i < 50; ++i) pub.publish(o.topics[0], "message " + std::to_string(i), "");
+    REQUIRE(pub.wait_acked(30s));
+    CHECK(t::wait_until([&] { return sub.handled() == 50; }, 30s));
+    sub.stop();
+
+    std::lock_guard<std::mutex> lock(m);
+    CHECK(calls.size() == 50);
+    CHECK(calls["message 7"] == 3);  // failed in its batch, failed alone, then stored
+    int others_once = 0;
+    for (int i = 0; i < 50; ++i) {
+        if (i != 7) others_once += calls["message " + std::to_string(i)] == 1;
+    }
+    CHECK(others_once == 49);
+    REQUIRE(retry_sizes.size() == 3);
+    CHECK(retry_sizes[1] == 1);  // the retries offer it alone
+    CHECK(retry_sizes[2] == 1);
+}
+
+TEST_CASE("no PUBACK leaves while the handler holds its batch: the broker redelivers it",
+          "[integration][mqtt]") {
+    // The handler blocks on its first batch. A second client then takes over the session
+    // (same client id, clean_session=false); the broker resends every message it has not
+    // seen acknowledged, so that client must get all of the blocked batch again. A PUBACK
+    // written before the handler returned would make the broker drop those messages.
+    t::mqtt_broker broker = t::require_mqtt_broker();
+    opendms::field::mqtt_options o = subscriber_options(broker);
+    o.reconnect_min_s = 30;  // the taken-over subscriber stays away while the test runs
+    o.reconnect_max_s = 30;
+    std::mutex m;
+    std::condition_variable cv;
+    bool release = false;
+    std::set<std::string> held;
+    opendms::field::mqtt_subscriber sub(
+        o, opendms::field::batch_handler(
+               [&](int, const std::vector<opendms::field::mqtt_message>& batch) {
+                   std::unique_lock<std::mutex> lock(m);
+                   for (const auto& msg : batch) held.insert(msg.payload);
+                   cv.wait(lock, [&] { return release; });
+                   return std::vector<opendms::status>(batch.size(), opendms::status::ok());
+               }));
+    REQUIRE(sub.start());
+    REQUIRE(t::wait_until([&] { return sub.connected() == 1; }, 20s));
+    t::mqtt_publisher pub(broker, t::unique_name("opendms-test-pub"));
+    pub.connect();
+    for (int i = 0; i < 20; ++i) pub.publish(o.topics[0], "message " + std::to_string(i), "");
+    REQUIRE(pub.wait_acked(30s));
+    REQUIRE(t::wait_until([&] { std::lock_guard<std::mutex> l(m); return !held.empty(); }, 20s));
+    std::this_thread::sleep_for(300ms);  // any early PUBACK would have left by now
+
+    struct taker_state {
+        std::mutex m;
+        std::set<std::string> got;
+    } taker_got;
+    mosquitto* taker = mosquitto_new(o.client_id.c_str(), false, &taker_got);
+    REQUIRE(taker != nullptr);
+    mosquitto_message_callback_set(taker, [](mosquitto*, void* u, const mosquitto_message* msg) {
+        auto* st = static_cast<taker_state*>(u);
+        std::lock_guard<std::mutex> lock(st->m);
+        st->got.emplace(static_cast<const char*>(msg->payload),
+                        static_cast<std::size_t>(msg->payloadlen));
+    });
+    REQUIRE(mosquitto_connect(taker, broker.host.c_str(), broker.port, 30) == MOSQ_ERR_SUCCESS);
+    REQUIRE(mosquitto_loop_start(taker) == MOSQ_ERR_SUCCESS);
+    std::set<std::string> expected;
+    {
+        std::lock_guard<std::mutex> lock(m);
+        expected = held;
+    }
+    bool all = t::wait_until(
+        [&] {
+            std::lock_guard<std::mutex> lock(taker_got.m);
+            return std::includes(taker_got.got.begin(), taker_got.got.end(), expected.begin(),
+                                 expected.end());
+        },
+        20s);
+    CHECK(all);
+    mosquitto_disconnect(taker);
+    mosquitto_loop_stop(taker, false);
+    mosquitto_destroy(taker);
+    {
+        std::lock_guard<std::mutex> lock(m);
+        release = true;
+    }
+    cv.notify_all();
+    sub.stop();
+    INFO("held by the handler: " << expected.size());
+    CHECK(!expected.empty());
 }
 
 TEST_CASE("the subscriber keeps trying an absent broker and stops when asked",
