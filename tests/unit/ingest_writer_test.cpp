@@ -514,3 +514,96 @@ TEST_CASE(
     CHECK(at == batch_calls + 1);  // every call of the batch was failed once
     CHECK(batch_calls >= 20);
 }
+
+// ---- batches from one connection ----------------------------------------------------------
+
+namespace {
+
+// The message ids stored in cluster_data, in id order.
+std::vector<std::string> stored_ids(db::connection& c) {
+    std::vector<std::string> out;
+    for (const db::row& r : query_ok(c, "select message_id from cluster_data order by id").data) {
+        out.push_back(r.get_text(0).value_or(""));
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("fail at N: ingest_batch stores exactly the messages it reports ok, in order",
+          "[unit][fault]") {
+    const std::vector<std::string> ids = {"AAAA", "BBBB", "CCCC", "DDDD"};
+    std::vector<std::string> messages;
+    for (const std::string& id : ids) messages.push_back(envelope("DUCK0001", id, "m" + id));
+    std::uint64_t n = 1;
+    for (;; ++n) {
+        INFO("fault at call " << n);
+        node nd;
+        faulty_connection f(nd.c(), fault{n});
+        ingest_store store(f, nd.clk, hybrid());
+        std::vector<field::batch_entry> entries(messages.size());
+        std::vector<field::batch_entry*> pointers;
+        for (std::size_t i = 0; i < messages.size(); ++i) {
+            entries[i].topic = hub;
+            entries[i].bytes = messages[i];
+            entries[i].message = store.prepare(hub, messages[i]);
+            pointers.push_back(&entries[i]);
+        }
+        const field::batch_counts counts = store.ingest_batch(pointers);
+        std::vector<std::string> ok_ids;
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+            REQUIRE(entries[i].outcome.has_value());
+            if (*entries[i].outcome) {
+                CHECK(**entries[i].outcome == ingest_outcome::stored);
+                ok_ids.push_back(ids[i]);
+            }
+        }
+        auto check = nd.open();
+        // What was reported stored is in the database, in the batch's order, with its
+        // outbox entry; what was reported failed is not there at all.
+        CHECK(stored_ids(*check) == ok_ids);
+        CHECK(count(*check, "outbox") == static_cast<std::int64_t>(ok_ids.size()));
+        CHECK(counts.commits == (ok_ids.empty() ? 0u : 1u));
+        if (!f.fired()) {
+            CHECK(ok_ids == ids);  // past the last call: everything stored in one commit
+            CHECK(counts.rollbacks == 0);
+            break;
+        }
+        CHECK(ok_ids.size() < ids.size());
+    }
+    CHECK(n > 8);  // the loop went through the batch's calls
+}
+
+TEST_CASE("submit_batch: one connection's messages share one transaction, outcomes in order",
+          "[unit]") {
+    node n;
+    ingest_writer w(n.c(), n.clk, hybrid());
+    w.start();
+    const std::vector<std::string> messages = {
+        envelope("DUCK0001", "AAAA", "a"), "not json", envelope("DUCK0001", "AAAA", "a", 2),
+        envelope("DUCK0002", "BBBB", "b")};
+    std::vector<std::pair<std::string_view, std::string_view>> batch;
+    for (const std::string& m : messages) batch.emplace_back(hub, m);
+    const std::vector<outcome> out = w.submit_batch(batch);
+    REQUIRE(out.size() == 4);
+    REQUIRE(out[0]);
+    CHECK(*out[0] == ingest_outcome::stored);
+    REQUIRE(out[1]);
+    CHECK(*out[1] == ingest_outcome::quarantined);
+    REQUIRE(out[2]);
+    CHECK(*out[2] == ingest_outcome::mesh_duplicate);  // a copy within the same batch
+    REQUIRE(out[3]);
+    CHECK(*out[3] == ingest_outcome::stored);
+    CHECK(w.stats().commits == 1);
+    CHECK(w.stats().committed_messages == 4);
+    w.stop();
+    // After stop() a whole batch is refused, nothing stored.
+    const std::vector<outcome> late = w.submit_batch(batch);
+    REQUIRE(late.size() == 4);
+    for (const outcome& r : late) {
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code() == errc::unavailable);
+    }
+    CHECK(count(n.c(), "cluster_data") == 2);
+    CHECK(w.submit_batch({}).empty());
+}
