@@ -5,10 +5,12 @@
 //                    disk's own durable-commit rate (what synchronous=FULL must approach)
 //   baseline_broker  the broker delivering QoS 1 messages to a subscriber that stores
 //                    nothing (what synchronous=NORMAL must approach), measured with two
-//                    null subscribers: libmosquitto's own loop (mosquitto_loop_start(),
-//                    one PUBACK written per message), and a loop like opendms-field's
-//                    (read what has arrived, then write all its PUBACKs); the NORMAL ratio
-//                    is taken against the faster of the two
+//                    null subscribers, each a process of its own like the daemon:
+//                    libmosquitto's own loop (mosquitto_loop(), one PUBACK written per
+//                    message), and a loop like opendms-field's (read what has arrived,
+//                    then write all its PUBACKs); the NORMAL ratio is taken against the
+//                    faster of the two. Every measurement starts after a warm-up message
+//                    and half a second of quiet, and looks for completion every 5 ms
 //   daemon           opendms-field run, fresh SQLite database, N messages published at
 //                    QoS 1; the rate is N / (time from the first publish until all N rows
 //                    are in the database); peak RSS is the daemon's VmHWM
@@ -35,12 +37,16 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 namespace {
 
 using steady = std::chrono::steady_clock;
+// How often every measurement looks whether all N have arrived (the daemon's: a COUNT(*)).
+// The same for the baselines, so that neither steals more CPU from the pipeline.
+constexpr std::chrono::milliseconds poll_period{5};
 
 struct options {
     std::string field_bin;
@@ -92,10 +98,6 @@ double fsync_rate(const std::string& dir, double secs) {
 }
 
 // ---- MQTT helpers ---------------------------------------------------------------------
-struct counting_sub {
-    std::atomic<int> received{0};
-    std::atomic<bool> subscribed{false};
-};
 
 mosquitto* connect_client(const std::string& id, int port, bool clean, void* user) {
     mosquitto* m = mosquitto_new(id.c_str(), clean, user);
@@ -119,115 +121,121 @@ void publish_all(mosquitto* pub, const std::string& topic, const std::string& ru
     }
 }
 
-double broker_rate(int port, int n, const std::string& run) {
-    counting_sub state;
-    mosquitto* sub = mosquitto_new(("bench-null-" + run).c_str(), true, &state);
-    mosquitto_int_option(sub, MOSQ_OPT_TCP_NODELAY, 1);
-    mosquitto_message_callback_set(sub, [](mosquitto*, void* u, const mosquitto_message*) {
-        static_cast<counting_sub*>(u)->received.fetch_add(1);
-    });
-    mosquitto_subscribe_callback_set(sub, [](mosquitto*, void* u, int, int, const int*) {
-        static_cast<counting_sub*>(u)->subscribed = true;
-    });
-    if (mosquitto_connect(sub, "127.0.0.1", port, 30) != MOSQ_ERR_SUCCESS) die("sub connect");
-    mosquitto_loop_start(sub);
-    std::string topic = "bench/" + run;
-    mosquitto_subscribe(sub, nullptr, topic.c_str(), 1);
-    auto t_sub = steady::now();
-    while (!state.subscribed && seconds_since(t_sub) < 10) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+// ---- baseline: the broker's delivery rate to a null subscriber ---------------------------
+// The null subscriber runs in a process of its own, as the daemon does (a subscriber in
+// the publisher's process competed with it for the same threads and malloc arena). It
+// reports over a pipe: 's' subscribed, 'w' the warm-up message arrived, 'd' all N arrived.
+struct null_state {
+    int pipe_fd = -1;
+    std::string warm_marker;
+    int n = 0;
+    int received = 0;
+    bool warm = false;
+};
 
-    mosquitto* pub = connect_client("bench-pub-" + run, port, true, nullptr);
-    auto t0 = steady::now();
-    publish_all(pub, topic, run, n);
-    while (state.received < n && seconds_since(t0) < 120) std::this_thread::sleep_for(std::chrono::microseconds(200));
-    double secs = seconds_since(t0);
-    int got = state.received;
-    for (mosquitto* m : {pub, sub}) {
-        mosquitto_disconnect(m);
-        mosquitto_loop_stop(m, false);
-        mosquitto_destroy(m);
+void tell(int fd, char c) {
+    if (::write(fd, &c, 1) != 1) std::_Exit(3);
+}
+
+void null_on_message(mosquitto*, void* u, const mosquitto_message* msg) {
+    auto* st = static_cast<null_state*>(u);
+    std::string_view payload(static_cast<const char*>(msg->payload),
+                             static_cast<std::size_t>(msg->payloadlen));
+    if (payload.find(st->warm_marker) != std::string_view::npos) {
+        if (!st->warm) tell(st->pipe_fd, 'w');
+        st->warm = true;
+        return;
     }
-    if (got < n) die("null subscriber got " + std::to_string(got) + " of " + std::to_string(n));
-    return n / secs;
+    if (++st->received == st->n) tell(st->pipe_fd, 'd');
 }
 
-// The same, with a subscriber that drives its own loop as opendms-field does: it reads
-// every message already on the socket, then writes their PUBACKs together.
-double broker_rate_batched(int port, int n, const std::string& run) {
-    counting_sub state;
-    mosquitto* sub = mosquitto_new(("bench-nullb-" + run).c_str(), true, &state);
-    mosquitto_threaded_set(sub, true);  // PUBACKs are queued, written by loop_write
+// The child: subscribes and counts until all N arrived, with libmosquitto's loop
+// (`batched` false: mosquitto_loop(), one PUBACK written per message) or a loop like
+// opendms-field's (`batched`: read what has arrived, then write all its PUBACKs).
+[[noreturn]] void null_subscriber(int port, const std::string& topic, null_state st,
+                                  bool batched) {
+    mosquitto* sub = mosquitto_new(nullptr, true, &st);
+    if (!sub) std::_Exit(2);
+    mosquitto_threaded_set(sub, true);  // PUBACKs queued, written by the loop after reading
     mosquitto_int_option(sub, MOSQ_OPT_TCP_NODELAY, 1);
-    mosquitto_message_callback_set(sub, [](mosquitto*, void* u, const mosquitto_message*) {
-        static_cast<counting_sub*>(u)->received.fetch_add(1);
-    });
+    mosquitto_message_callback_set(sub, null_on_message);
     mosquitto_subscribe_callback_set(sub, [](mosquitto*, void* u, int, int, const int*) {
-        static_cast<counting_sub*>(u)->subscribed = true;
+        tell(static_cast<null_state*>(u)->pipe_fd, 's');
     });
-    if (mosquitto_connect(sub, "127.0.0.1", port, 30) != MOSQ_ERR_SUCCESS) die("sub connect");
-    std::atomic<bool> stop{false};
-    std::thread loop([&] {
-        while (!stop) {
-            int fd = mosquitto_socket(sub);
-            if (fd < 0) break;
-            pollfd p{fd, POLLIN, 0};
-            if (mosquitto_want_write(sub)) p.events |= POLLOUT;
-            if (::poll(&p, 1, 50) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
-                for (int k = 0; k < 256; ++k) {
-                    if (mosquitto_loop_read(sub, 1) != MOSQ_ERR_SUCCESS) break;
-                    int waiting = 0;
-                    if (::ioctl(fd, FIONREAD, &waiting) != 0 || waiting <= 0) break;
-                }
-            }
-            if (mosquitto_want_write(sub)) mosquitto_loop_write(sub, 1);
-            mosquitto_loop_misc(sub);
-        }
-    });
-    std::string topic = "bench/" + run;
+    if (mosquitto_connect(sub, "127.0.0.1", port, 30) != MOSQ_ERR_SUCCESS) std::_Exit(2);
     mosquitto_subscribe(sub, nullptr, topic.c_str(), 1);
-    auto t_sub = steady::now();
-    while (!state.subscribed && seconds_since(t_sub) < 10) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-
-    mosquitto* pub = connect_client("bench-pub-" + run, port, true, nullptr);
     auto t0 = steady::now();
-    publish_all(pub, topic, run, n);
-    while (state.received < n && seconds_since(t0) < 120) std::this_thread::sleep_for(std::chrono::microseconds(200));
-    double secs = seconds_since(t0);
-    int got = state.received;
-    mosquitto_disconnect(pub);
-    mosquitto_loop_stop(pub, false);
-    mosquitto_destroy(pub);
-    stop = true;
-    loop.join();
-    mosquitto_disconnect(sub);
-    mosquitto_destroy(sub);
-    if (got < n) die("batched null subscriber got " + std::to_string(got) + " of " + std::to_string(n));
-    return n / secs;
+    while (st.received < st.n && seconds_since(t0) < 300) {
+        if (!batched) {
+            if (mosquitto_loop(sub, 50, 1) != MOSQ_ERR_SUCCESS) std::_Exit(2);
+            continue;
+        }
+        int fd = mosquitto_socket(sub);
+        if (fd < 0) std::_Exit(2);
+        pollfd p{fd, POLLIN, 0};
+        if (mosquitto_want_write(sub)) p.events |= POLLOUT;
+        if (::poll(&p, 1, 50) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
+            for (int k = 0; k < 256; ++k) {
+                if (mosquitto_loop_read(sub, 1) != MOSQ_ERR_SUCCESS) std::_Exit(2);
+                int waiting = 0;
+                if (::ioctl(fd, FIONREAD, &waiting) != 0 || waiting <= 0) break;
+            }
+        }
+        if (mosquitto_want_write(sub) && mosquitto_loop_write(sub, 1) != MOSQ_ERR_SUCCESS) {
+            std::_Exit(2);
+        }
+        mosquitto_loop_misc(sub);
+    }
+    // The last PUBACKs out, then leave.
+    for (int k = 0; k < 10 && mosquitto_want_write(sub); ++k) mosquitto_loop_write(sub, 1);
+    std::_Exit(st.received == st.n ? 0 : 4);
 }
 
-// For scale: the publisher alone, no subscriber: N QoS 1 messages until the broker has
-// acknowledged all of them. What the pipeline could do if delivery cost nothing.
-double publish_rate(int port, int n, const std::string& run) {
-    counting_sub acked;
-    mosquitto* pub = mosquitto_new(("bench-pubonly-" + run).c_str(), true, &acked);
-    if (!pub) die("mosquitto_new");
-    mosquitto_int_option(pub, MOSQ_OPT_TCP_NODELAY, 1);
-    mosquitto_max_inflight_messages_set(pub, 0);
-    mosquitto_publish_callback_set(pub, [](mosquitto*, void* u, int) {
-        static_cast<counting_sub*>(u)->received.fetch_add(1);
-    });
-    if (mosquitto_connect(pub, "127.0.0.1", port, 30) != MOSQ_ERR_SUCCESS) die("mqtt connect");
-    if (mosquitto_loop_start(pub) != MOSQ_ERR_SUCCESS) die("mqtt loop_start");
-    std::string topic = "bench-nobody/" + run;
+/// Waits up to `secs` for the byte `want` from the child; false on anything else.
+bool expect(int fd, char want, double secs) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(secs * 1000)) <= 0) return false;
+    char c = 0;
+    return ::read(fd, &c, 1) == 1 && c == want;
+}
+
+double broker_rate(int port, int n, const std::string& run, bool batched) {
+    std::string topic = "bench/" + run;
+    int fds[2];
+    if (::pipe(fds) != 0) die("pipe");
+    null_state st;
+    st.pipe_fd = fds[1];
+    st.warm_marker = run + "W";
+    st.n = n;
+    pid_t pid = ::fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+        ::close(fds[0]);
+        null_subscriber(port, topic, st, batched);
+    }
+    ::close(fds[1]);
+    if (!expect(fds[0], 's', 10)) die("the null subscriber did not subscribe");
+    mosquitto* pub = connect_client("bench-pub-" + run, port, true, nullptr);
+    // As before the daemon's run: one message through, then half a second of quiet, so that
+    // every measurement starts with its connections up and idle.
+    std::string warm = message(st.warm_marker, 0);
+    mosquitto_publish(pub, nullptr, topic.c_str(), static_cast<int>(warm.size()), warm.data(), 1,
+                      false);
+    if (!expect(fds[0], 'w', 30)) die("the warm-up message did not arrive");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
     auto t0 = steady::now();
     publish_all(pub, topic, run, n);
-    while (acked.received < n && seconds_since(t0) < 120) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    bool done = expect(fds[0], 'd', 120);
     double secs = seconds_since(t0);
-    int got = acked.received;
+    int status = 0;
+    if (!done) ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    ::close(fds[0]);
     mosquitto_disconnect(pub);
     mosquitto_loop_stop(pub, false);
     mosquitto_destroy(pub);
-    if (got < n) die("publisher got " + std::to_string(got) + " PUBACKs of " + std::to_string(n));
+    if (!done) die(std::string(batched ? "batched " : "") + "null subscriber did not get all " +
+                   std::to_string(n));
     return n / secs;
 }
 
@@ -361,7 +369,7 @@ options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
     options o = parse(argc, argv);
     mosquitto_lib_init();
-    std::vector<double> fsync, broker, broker_batched, publish;
+    std::vector<double> fsync, broker, broker_batched;
     struct row {
         std::string sync;
         int connections;
@@ -377,9 +385,8 @@ int main(int argc, char** argv) {
     for (int r = 0; r < o.repeat; ++r) {
         std::string tag = std::to_string(::getpid()) + "r" + std::to_string(r);
         fsync.push_back(fsync_rate(o.dir, 2.0));
-        broker.push_back(broker_rate(o.mqtt_port, o.messages, "B" + tag));
-        broker_batched.push_back(broker_rate_batched(o.mqtt_port, o.messages, "C" + tag));
-        publish.push_back(publish_rate(o.mqtt_port, o.messages, "P" + tag));
+        broker.push_back(broker_rate(o.mqtt_port, o.messages, "B" + tag, false));
+        broker_batched.push_back(broker_rate(o.mqtt_port, o.messages, "C" + tag, true));
         for (std::size_t i = 0; i < rows.size(); ++i) {
             daemon_result d = daemon_rate(o, rows[i].sync, rows[i].connections,
                                           "D" + tag + "c" + std::to_string(i));
@@ -396,8 +403,6 @@ int main(int argc, char** argv) {
                 b1, b1 >= b2 ? "1.00" : "-");
     std::printf("| baseline: broker -> null subscriber, QoS 1, batched PUBACKs | %.0f | %s | |\n",
                 b2, b2 > b1 ? "1.00" : "-");
-    std::printf("| for scale: publisher -> broker, no subscriber, QoS 1 | %.0f | - | |\n",
-                median(publish));
     for (const row& r : rows) {
         double m = median(r.rates);
         double base = r.sync == "FULL" ? f : b;
