@@ -2,8 +2,9 @@
 // acknowledges each only after the handler has made it durable.
 //
 // Why it is built this way (docs/architecture.md, FACTS in docs/gateway-messages.md):
-// libmosquitto queues the PUBACK of a QoS 1 message before calling on_message, and in
-// threaded mode (mosquitto_threaded_set(true)) writes it only after on_message returns.
+// libmosquitto queues the PUBACK of a QoS 1 message before calling on_message; in threaded
+// mode (mosquitto_threaded_set(true)) it is written only by a later loop write, never by
+// the read that delivered the message.
 // So: QoS 1, clean_session=false, a fixed client id, threaded mode, and the handler runs
 // before any PUBACK of the messages it is given is written. Each connection runs its own
 // thread and its own network loop (poll(), mosquitto_loop_read/_write/_misc), reconnecting
