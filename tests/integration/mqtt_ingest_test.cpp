@@ -355,27 +355,45 @@ opendms::field::mqtt_options subscriber_options(const t::mqtt_broker& broker) {
     return o;
 }
 
+/// A batch handler that records each batch and then holds it until release(): while it
+/// holds one, no PUBACK of that batch may leave and the next messages pile up.
+struct holding_handler {
+    std::mutex m;
+    std::condition_variable cv;
+    bool released = false;
+    std::vector<std::string> seen;  // payloads in the order handed over
+    std::vector<std::size_t> sizes;
+
+    opendms::field::batch_handler handler() {
+        return [this](int, const std::vector<opendms::field::mqtt_message>& batch) {
+            std::unique_lock<std::mutex> lock(m);
+            for (const auto& msg : batch) seen.push_back(msg.payload);
+            sizes.push_back(batch.size());
+            cv.wait(lock, [&] { return released; });
+            return std::vector<opendms::status>(batch.size(), opendms::status::ok());
+        };
+    }
+    bool any_seen() {
+        std::lock_guard<std::mutex> lock(m);
+        return !seen.empty();
+    }
+    void release() {
+        {
+            std::lock_guard<std::mutex> lock(m);
+            released = true;
+        }
+        cv.notify_all();
+    }
+};
+
 }  // namespace
 
 TEST_CASE("a burst reaches the handler in batches, in the broker's order, each message once",
           "[integration][mqtt]") {
     t::mqtt_broker broker = t::require_mqtt_broker();
     opendms::field::mqtt_options o = subscriber_options(broker);
-    std::mutex m;
-    std::condition_variable cv;
-    bool release = false;
-    std::vector<std::string> seen;  // payloads in the order handed over
-    std::vector<std::size_t> sizes;
-    opendms::field::mqtt_subscriber sub(
-        o, opendms::field::batch_handler(
-               [&](int, const std::vector<opendms::field::mqtt_message>& batch) {
-                   std::unique_lock<std::mutex> lock(m);
-                   for (const auto& msg : batch) seen.push_back(msg.payload);
-                   sizes.push_back(batch.size());
-                   // The first batch waits: meanwhile the burst piles up on the socket.
-                   cv.wait(lock, [&] { return release; });
-                   return std::vector<opendms::status>(batch.size(), opendms::status::ok());
-               }));
+    holding_handler h;  // the first batch waits: meanwhile the burst piles up on the socket
+    opendms::field::mqtt_subscriber sub(o, h.handler());
     REQUIRE(sub.start());
     REQUIRE(t::wait_until([&] { return sub.connected() == 1; }, 20s));
 
@@ -384,18 +402,16 @@ TEST_CASE("a burst reaches the handler in batches, in the broker's order, each m
     const int n = 2000;
     for (int i = 0; i < n; ++i) pub.publish(o.topics[0], "message " + std::to_string(i), "");
     REQUIRE(pub.wait_acked(30s));
-    REQUIRE(t::wait_until([&] { std::lock_guard<std::mutex> l(m); return !seen.empty(); }, 20s));
+    REQUIRE(t::wait_until([&] { return h.any_seen(); }, 20s));
     std::this_thread::sleep_for(500ms);  // the broker has sent the rest meanwhile
-    {
-        std::lock_guard<std::mutex> lock(m);
-        CHECK(sub.handled() == 0);  // nothing counts as stored before the handler returns
-        release = true;
-    }
-    cv.notify_all();
+    CHECK(sub.handled() == 0);  // nothing counts as stored before the handler returns
+    h.release();
     CHECK(t::wait_until([&] { return sub.handled() == n; }, 30s));
     sub.stop();
 
-    std::lock_guard<std::mutex> lock(m);
+    std::lock_guard<std::mutex> lock(h.m);
+    const std::vector<std::string>& seen = h.seen;
+    const std::vector<std::size_t>& sizes = h.sizes;
     REQUIRE(seen.size() == static_cast<std::size_t>(n));
     int out_of_order = 0;
     for (int i = 0; i < n; ++i) out_of_order += seen[i] != "message " + std::to_string(i);
@@ -464,25 +480,15 @@ TEST_CASE("no PUBACK leaves while the handler holds its batch: the broker redeli
     opendms::field::mqtt_options o = subscriber_options(broker);
     o.reconnect_min_s = 30;  // the taken-over subscriber stays away while the test runs
     o.reconnect_max_s = 30;
-    std::mutex m;
-    std::condition_variable cv;
-    bool release = false;
-    std::set<std::string> held;
-    opendms::field::mqtt_subscriber sub(
-        o, opendms::field::batch_handler(
-               [&](int, const std::vector<opendms::field::mqtt_message>& batch) {
-                   std::unique_lock<std::mutex> lock(m);
-                   for (const auto& msg : batch) held.insert(msg.payload);
-                   cv.wait(lock, [&] { return release; });
-                   return std::vector<opendms::status>(batch.size(), opendms::status::ok());
-               }));
+    holding_handler h;
+    opendms::field::mqtt_subscriber sub(o, h.handler());
     REQUIRE(sub.start());
     REQUIRE(t::wait_until([&] { return sub.connected() == 1; }, 20s));
     t::mqtt_publisher pub(broker, t::unique_name("opendms-test-pub"));
     pub.connect();
     for (int i = 0; i < 20; ++i) pub.publish(o.topics[0], "message " + std::to_string(i), "");
     REQUIRE(pub.wait_acked(30s));
-    REQUIRE(t::wait_until([&] { std::lock_guard<std::mutex> l(m); return !held.empty(); }, 20s));
+    REQUIRE(t::wait_until([&] { return h.any_seen(); }, 20s));
     std::this_thread::sleep_for(300ms);  // any early PUBACK would have left by now
 
     struct taker_state {
@@ -501,8 +507,8 @@ TEST_CASE("no PUBACK leaves while the handler holds its batch: the broker redeli
     REQUIRE(mosquitto_loop_start(taker) == MOSQ_ERR_SUCCESS);
     std::set<std::string> expected;
     {
-        std::lock_guard<std::mutex> lock(m);
-        expected = held;
+        std::lock_guard<std::mutex> lock(h.m);
+        expected.insert(h.seen.begin(), h.seen.end());
     }
     bool all = t::wait_until(
         [&] {
@@ -515,11 +521,7 @@ TEST_CASE("no PUBACK leaves while the handler holds its batch: the broker redeli
     mosquitto_disconnect(taker);
     mosquitto_loop_stop(taker, false);
     mosquitto_destroy(taker);
-    {
-        std::lock_guard<std::mutex> lock(m);
-        release = true;
-    }
-    cv.notify_all();
+    h.release();
     sub.stop();
     INFO("held by the handler: " << expected.size());
     CHECK(!expected.empty());
