@@ -285,14 +285,14 @@ result<ingest_outcome> ingest_store::ingest_in_transaction(std::string_view mqtt
 }
 
 batch_counts ingest_store::ingest_batch(const std::vector<batch_entry*>& entries,
-                                        const std::string& what) {
+                                        const std::string& context) {
     std::vector<batch_entry*> pending = entries;
     batch_counts n;
     while (!pending.empty()) {
         if (status s = c_.begin(); !s) {
             (void)c_.rollback();  // harmless when BEGIN opened nothing
             ++n.rollbacks;
-            for (batch_entry* e : pending) e->outcome = s.context(what + ": begin");
+            for (batch_entry* e : pending) e->outcome = s.context(context + ": begin");
             return n;
         }
         auto failed = pending.end();
@@ -315,7 +315,7 @@ batch_counts ingest_store::ingest_batch(const std::vector<batch_entry*>& entries
         if (status s = c_.commit(); !s) {
             (void)c_.rollback();
             ++n.rollbacks;
-            for (batch_entry* e : pending) e->outcome = s.context(what + ": commit");
+            for (batch_entry* e : pending) e->outcome = s.context(context + ": commit");
             return n;
         }
         ++n.commits;

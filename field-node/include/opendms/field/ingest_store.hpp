@@ -118,10 +118,10 @@ public:
     /// outcome: ok once the COMMIT succeeded. A message whose own statements fail gets its
     /// error, and the transaction is rolled back and run again without it, so one bad
     /// message never fails the others; a failed BEGIN or COMMIT fails every message still
-    /// in the batch (nothing of them stored), with `what` before the error ("<what>:
+    /// in the batch (nothing of them stored), with `context` before the error ("<context>:
     /// commit: ..."). The connection must not be in a transaction.
     batch_counts ingest_batch(const std::vector<batch_entry*>& entries,
-                              const std::string& what = "ingest.batch");
+                              const std::string& context = "ingest.batch");
 
 private:
     db::connection& c_;
