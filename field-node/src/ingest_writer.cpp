@@ -35,7 +35,7 @@ ingest_writer::ingest_writer(std::unique_ptr<db::connection> c, const clock& clk
 
 ingest_writer::ingest_writer(db::connection& c, const clock& clk, ingest_options options,
                              writer_options wo)
-    : c_(c), store_(c, clk, std::move(options)), options_(wo) {
+    : store_(c, clk, std::move(options)), options_(wo) {
     if (options_.max_batch == 0) options_.max_batch = 1;
 }
 

@@ -324,7 +324,7 @@ daemon_result daemon_rate(const options& o, const std::string& sync, int connect
     publish_all(pub, topic, run, o.messages);
     while (rows_in(db) < base + o.messages) {
         if (seconds_since(t0) > 120) die("daemon stored only " + std::to_string(rows_in(db) - base));
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        std::this_thread::sleep_for(poll_period);
     }
     daemon_result r;
     r.rate = o.messages / seconds_since(t0);

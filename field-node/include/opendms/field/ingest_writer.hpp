@@ -114,7 +114,6 @@ private:
     void finish(std::vector<job*>& jobs, const status& error);
 
     std::unique_ptr<db::connection> owned_;
-    db::connection& c_;
     ingest_store store_;
     writer_options options_;
 
