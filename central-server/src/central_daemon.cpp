@@ -134,8 +134,8 @@ server_options server_options_from(const central_settings& s) {
     o.host = s.listen_host;
     o.port = s.listen_port;
     o.threads = s.effective_threads();
-    // Workers decode and validate; at most half of them at once lead a store transaction
-    // (store_group), so the others keep taking requests.
+    // Workers inflate, decode and validate the requests that do not run inline; storing
+    // is the store group's own threads'.
     o.workers = static_cast<unsigned>(std::max<std::size_t>(2, s.db_pool_size));
     o.limits = s.limits;
     o.retry_after_s = s.retry_after_s;

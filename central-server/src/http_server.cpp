@@ -75,6 +75,34 @@ struct server_state {
     asio::io_context ioc{static_cast<int>(std::max(1u, options.threads))};
     // Declared after ioc, so destroyed (joined) first: its jobs post into ioc strands.
     asio::thread_pool workers;
+
+    // Handler calls whose answer may still come. An answer may come from a thread of the
+    // handler's own (the store group's), which a forced stop does not wait for; it posts
+    // into workers and ioc. Declared last, so destroyed first: the destructor waits for
+    // every answer before they go.
+    class answer_count {
+    public:
+        answer_count() = default;
+        answer_count(const answer_count&) = delete;
+        answer_count& operator=(const answer_count&) = delete;
+        ~answer_count() {
+            std::unique_lock<std::mutex> lock(mutex_);
+            done_.wait(lock, [this] { return open_ == 0; });
+        }
+        void opened() {
+            std::lock_guard<std::mutex> lock(mutex_);
+            ++open_;
+        }
+        void closed() {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (--open_ == 0) done_.notify_all();  // under the lock: the waiter may destroy us
+        }
+
+    private:
+        std::mutex mutex_;
+        std::condition_variable done_;
+        std::size_t open_ = 0;
+    } answers;
 };
 
 std::string endpoint_text(const tcp::endpoint& ep) {
@@ -347,8 +375,9 @@ private:
         send(server_reply(400, "The request is not valid HTTP.", "malformed: " + ec.message()));
     }
 
-    // Runs handle_async() on a worker; the reply, given on whatever thread, is compressed
-    // if it should be (on a worker) and comes back to this strand.
+    // Runs handle_async() on a worker (here, when the handler says it runs inline); the
+    // reply, given on whatever thread, is compressed if it should be (on a worker) and
+    // comes back to this strand.
     void dispatch() {
         deadline_.cancel();
         phase_ = phase::handling;
@@ -363,28 +392,48 @@ private:
         http_request request = to_request();
         request.body = std::move(parser_->get().body());
         auto work = asio::make_work_guard(st_.ioc);
+        if (st_.handler.runs_inline(request)) {
+            // The reply comes back through deliver(), posted: never re-entering this
+            // strand's handler now.
+            return call_handler(std::move(request), std::move(work));
+        }
         asio::post(st_.workers,
                    [s = self(), request = std::move(request), work = std::move(work)]() mutable {
                        s->call_handler(std::move(request), std::move(work));
                    });
     }
 
-    // On a worker thread.
+    // On a worker thread, or on this strand for a request that runs inline.
     void call_handler(http_request request,
                       asio::executor_work_guard<asio::io_context::executor_type> work) {
+        // Lives as long as a copy of `done`: until the answer has been handed over (or a
+        // handler dropped it unanswered). It lets go of the session and the work before
+        // it counts the answer closed: after that the server may be destroyed.
         struct answer_state {
-            explicit answer_state(asio::executor_work_guard<asio::io_context::executor_type> w)
-                : work(std::move(w)) {}
+            answer_state(std::shared_ptr<session> s,
+                         asio::executor_work_guard<asio::io_context::executor_type> w)
+                : st(s->st_), owner(std::move(s)), work(std::move(w)) {
+                st.answers.opened();
+            }
+            ~answer_state() {
+                work.reset();
+                owner.reset();
+                st.answers.closed();
+            }
+            answer_state(const answer_state&) = delete;
+            answer_state& operator=(const answer_state&) = delete;
+            server_state& st;
+            std::shared_ptr<session> owner;
             std::atomic<bool> given{false};
             asio::executor_work_guard<asio::io_context::executor_type> work;
         };
-        auto state = std::make_shared<answer_state>(std::move(work));
+        auto state = std::make_shared<answer_state>(self(), std::move(work));
         const std::string accept_encoding = request.accept_encoding;
         const std::string method = request.method;
         const std::string target = log_path(request.target);
-        auto done = [s = self(), state, accept_encoding](http_reply reply) {
+        auto done = [state, accept_encoding](http_reply reply) {
             if (state->given.exchange(true)) return;  // a handler bug: answered twice
-            s->deliver(std::move(reply), accept_encoding);
+            state->owner->deliver(std::move(reply), accept_encoding);
             state->work.reset();
         };
         try {

@@ -25,6 +25,9 @@ constexpr const char* unavailable_text = "The database is unavailable; retry lat
 constexpr const char* refused_text =
     "The database refused a value of this record (too long, or not storable).";
 constexpr std::size_t max_echoed_path = 256;
+// A body up to this size, uncompressed, is decoded and validated on the Asio thread
+// (runs_inline()): a single record or a small batch, some tens of microseconds.
+constexpr std::size_t inline_body_bytes = 16 * 1024;
 
 using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
@@ -419,6 +422,11 @@ void ingest_handler::handle_async(http_request request, std::function<void(http_
     ingest(request, [done = std::move(done)](http_reply r) {
         done(with_route(std::move(r), "/api/ingest"));
     });
+}
+
+bool ingest_handler::runs_inline(const http_request& request) const {
+    return request.method == "POST" && request.body.size() <= inline_body_bytes &&
+           request.content_encoding.empty() && path_of(request.target) == "/api/ingest";
 }
 
 void ingest_handler::ingest(const http_request& request, std::function<void(http_reply)> done) {

@@ -14,21 +14,45 @@ store_group::store_group(db_pool& pool, const clock& clk, group_options options)
     : pool_(pool), clock_(clk), options_(std::move(options)) {
     options_.max_groups = std::max<std::size_t>(options_.max_groups, 1);
     options_.max_records = std::max<std::size_t>(options_.max_records, 1);
+    threads_.reserve(options_.max_groups);
+    for (std::size_t i = 0; i < options_.max_groups; ++i) {
+        threads_.emplace_back([this] { store_loop(); });
+    }
+}
+
+store_group::~store_group() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stopping_ = true;
+    }
+    work_.notify_all();
+    for (std::thread& t : threads_) t.join();
 }
 
 void store_group::submit(const std::vector<cluster_data>& records, std::string node,
                          completion done) {
+    bool wake = false;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        queue_.push_back(job{&records, std::move(node), std::move(done)});
+        // A busy thread takes it with its next group; only an idle one needs waking.
+        wake = idle_ > 0;
+    }
+    if (wake) work_.notify_one();
+}
+
+void store_group::store_loop() {
     std::unique_lock<std::mutex> lock(mutex_);
-    queue_.push_back(job{&records, std::move(node), std::move(done)});
-    if (leaders_ >= options_.max_groups) return;  // a leader takes it with the next group
-    ++leaders_;
-    while (!queue_.empty()) {
+    for (;;) {
+        ++idle_;
+        work_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+        --idle_;
+        if (queue_.empty()) return;  // stopping, and everything queued is stored
         std::vector<job> group = take_group();
         lock.unlock();
         run_group(group);
         lock.lock();
     }
-    --leaders_;
 }
 
 store_group::outcomes store_group::store(const std::vector<cluster_data>& records,

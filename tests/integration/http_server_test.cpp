@@ -58,7 +58,8 @@ std::string path_of(const std::string& target) {
 
 // Answers by path: /slow sleeps 500 ms, /throw throws, /early is answered from check_head,
 // /big answers 4 KiB of JSON, /async answers 50 ms later from a thread of its own,
-// anything else echoes the body size.
+// /inline/... runs inline (runs_inline()): /inline/async answers 300 ms later from a thread
+// of its own, other /inline/ paths at once; anything else echoes the body size.
 class fake_handler final : public request_handler {
 public:
     ~fake_handler() override {
@@ -66,15 +67,22 @@ public:
     }
 
     void handle_async(http_request request, std::function<void(http_reply)> done) override {
-        if (path_of(request.target) != "/async") return done(handle(request));
+        const std::string path = path_of(request.target);
+        if (path != "/async" && path != "/inline/async") return done(handle(request));
         handled.fetch_add(1);
+        const auto delay = path == "/async" ? 50ms : 300ms;
         std::lock_guard<std::mutex> lock(late_mutex);
-        late.emplace_back([done = std::move(done)] {
-            std::this_thread::sleep_for(50ms);
+        late.emplace_back([this, delay, done = std::move(done)] {
+            std::this_thread::sleep_for(delay);
             http_reply r;
             r.body = R"({"late":true})";
             done(std::move(r));
+            late_answers.fetch_add(1);
         });
+    }
+
+    bool runs_inline(const http_request& request) const override {
+        return path_of(request.target).rfind("/inline/", 0) == 0;
     }
 
     std::optional<http_reply> check_head(const http_request& head) override {
@@ -109,6 +117,7 @@ public:
     }
 
     std::atomic<int> handled{0};
+    std::atomic<int> late_answers{0};  // answers given from a thread of its own, done
     std::atomic<bool> slow_started{false};
     std::mutex late_mutex;
     std::vector<std::thread> late;
@@ -554,6 +563,53 @@ TEST_CASE("stop() gives up on a handler after the shutdown timeout", "[integrati
     REQUIRE(busy.send(post("/slow", "{}")));
     REQUIRE(eventually([&] { return s.handler.slow_started.load(); }));
     CHECK(s.stop_and_wait());
+}
+
+TEST_CASE("a request the handler runs inline is answered while every worker is busy",
+          "[integration]") {
+    server_options o = test_options();
+    o.workers = 1;
+    test_server s(o);
+    raw_client busy(s.port());
+    REQUIRE(busy.send(post("/slow", "{}")));
+    REQUIRE(eventually([&] { return s.handler.slow_started.load(); }));
+    raw_client other(s.port());
+    const auto start = std::chrono::steady_clock::now();
+    auto r = round_trip(other, post("/inline/echo", "{\"a\":1}"));
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == R"({"bytes":7})");
+    CHECK(std::chrono::steady_clock::now() - start < 400ms);  // not queued behind /slow
+    auto later = round_trip(other, post("/inline/async", "{}"));  // answered from elsewhere
+    REQUIRE(later);
+    CHECK(later->body == R"({"late":true})");
+    auto slow = busy.read_response();
+    REQUIRE(slow);
+    CHECK(slow->status == 200);
+    CHECK(s.server.pending_requests() == 0);
+}
+
+TEST_CASE("after a forced stop the server waits for an answer due from the handler's thread",
+          "[integration]") {
+    // An inline request handed to a thread of the handler's own (the store group's) is
+    // answered after the shutdown timeout; the answer posts into the server, so the
+    // server must outlive it (ASan would see the use after free).
+    fake_handler handler;
+    metrics stats;
+    {
+        server_options o = test_options();
+        o.limits.shutdown_timeout = 50ms;  // shorter than /inline/async's 300 ms
+        http_server server(o, handler, stats);
+        REQUIRE(server.start().is_ok());
+        auto runner = std::async(std::launch::async, [&server] { server.run(); });
+        raw_client c(server.port());
+        REQUIRE(c.send(post("/inline/async", "{}")));
+        REQUIRE(eventually([&] { return handler.handled.load() == 1; }));
+        server.stop();
+        CHECK(runner.wait_for(60s) == std::future_status::ready);
+        CHECK(handler.late_answers.load() == 0);  // run() returned before the answer
+    }  // ~http_server
+    CHECK(handler.late_answers.load() == 1);  // the destructor waited for it
 }
 
 TEST_CASE("start() reports a port in use", "[integration]") {

@@ -7,6 +7,7 @@
 #include <zlib.h>
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <future>
@@ -755,6 +756,101 @@ TEST_CASE("concurrent requests share one transaction and each gets its own answe
     }
     CHECK(f.count() == 6);
     CHECK(f.m().records("stored") == 6);
+}
+
+TEST_CASE("only a small uncompressed ingest body is decoded on the Asio thread", "[unit]") {
+    fixture f;
+    CHECK(f.handler().runs_inline(post(seed_record)));
+    CHECK(f.handler().runs_inline(post(std::string(16 * 1024, ' '))));
+    CHECK_FALSE(f.handler().runs_inline(post(std::string(16 * 1024 + 1, ' '))));
+    http_request zipped = post(seed_record);
+    zipped.content_encoding = "gzip";  // inflating is a worker's job (a bomb takes long)
+    CHECK_FALSE(f.handler().runs_inline(zipped));
+    CHECK_FALSE(f.handler().runs_inline(get("/readyz")));  // may wait for the database
+    CHECK_FALSE(f.handler().runs_inline(get("/api/ingest")));
+}
+
+namespace {
+
+std::vector<cluster_data> group_records(const std::string& duck, int n) {
+    std::vector<cluster_data> records(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+        cluster_data& r = records[static_cast<std::size_t>(i)];
+        r.duck_id = duck;
+        r.topic = "status";
+        r.message_id = "Q" + std::to_string(i);
+        r.payload = "p";
+        r.created_at = 1772186400 + i;
+    }
+    return records;
+}
+
+}  // namespace
+
+TEST_CASE("submit() only queues: a store thread of the group runs the transaction and answers",
+          "[unit]") {
+    fixture f;
+    auto blocker = db::open(f.db);
+    REQUIRE(blocker);
+    REQUIRE((*blocker)->execute_script("BEGIN IMMEDIATE"));  // the transaction must wait
+    db_pool pool(f.db, 1);
+    manual_clock clk;
+    group_options o;
+    o.max_groups = 1;
+    store_group group(pool, clk, o);
+    const std::vector<cluster_data> records = group_records("S1", 2);
+    std::promise<std::thread::id> answered_on;
+    std::promise<store_group::outcomes> outcome;
+    group.submit(records, "node-a", [&](store_group::outcomes out) {
+        answered_on.set_value(std::this_thread::get_id());
+        outcome.set_value(std::move(out));
+    });
+    // Back while the transaction still waits for the lock: nothing answered yet.
+    std::future<store_group::outcomes> result = outcome.get_future();
+    CHECK(result.wait_for(std::chrono::milliseconds(200)) == std::future_status::timeout);
+    REQUIRE((*blocker)->execute_script("COMMIT"));
+    store_group::outcomes out = result.get();
+    REQUIRE(out);
+    REQUIRE(out->size() == 2);
+    CHECK((*out)[0].status == store_status::stored);
+    CHECK((*out)[1].status == store_status::stored);
+    CHECK(answered_on.get_future().get() != std::this_thread::get_id());
+    CHECK(f.count("duck_id = 'S1'") == 2);
+}
+
+TEST_CASE("a store group being destroyed first stores and answers every request queued",
+          "[unit]") {
+    fixture f;
+    auto blocker = db::open(f.db);
+    REQUIRE(blocker);
+    REQUIRE((*blocker)->execute_script("BEGIN IMMEDIATE"));
+    db_pool pool(f.db, 1);
+    manual_clock clk;
+    const std::vector<cluster_data> a = group_records("DA", 1), b = group_records("DB", 3);
+    std::atomic<int> stored{0}, answers{0};
+    bool committed = false;
+    auto done = [&](store_group::outcomes out) {
+        answers.fetch_add(1);
+        if (out) stored.fetch_add(static_cast<int>(out->size()));
+    };
+    std::thread release;
+    {
+        group_options o;
+        o.max_groups = 1;
+        o.max_records = 1;  // one request per transaction: the second waits in the queue
+        store_group group(pool, clk, o);
+        group.submit(a, "node-a", done);
+        group.submit(b, "node-a", done);
+        release = std::thread([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            committed = static_cast<bool>((*blocker)->execute_script("COMMIT"));
+        });
+    }  // ~store_group, while both still wait
+    release.join();
+    REQUIRE(committed);
+    CHECK(answers.load() == 2);
+    CHECK(stored.load() == 4);
+    CHECK(f.count("duck_id in ('DA', 'DB')") == 4);
 }
 
 TEST_CASE("a failed group transaction answers every request in it 503, storing none",

@@ -69,6 +69,11 @@ public:
     virtual void handle_async(http_request request, std::function<void(http_reply)> done) {
         done(handle(request));
     }
+    /// On an Asio thread, with the whole body: true when handle_async() for this request
+    /// neither blocks nor takes long (a small body, the storing handed to other threads),
+    /// so the server calls it on the Asio thread and saves the hand-off to a worker and
+    /// back. Must not block. The default: every request goes to a worker.
+    virtual bool runs_inline(const http_request& /*request*/) const { return false; }
 };
 
 struct server_options {

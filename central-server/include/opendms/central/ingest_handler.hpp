@@ -21,8 +21,10 @@
 //       message is logged (warning, with the record's uuid), never sent: it may name
 //       internals.
 //       Storing goes through store_group (group commit): concurrent requests share a
-//       transaction, each with its own answer; handle_async() answers from the thread
-//       that ran the group, so a worker never waits for another request's transaction.
+//       transaction, each with its own answer; handle_async() answers from the store
+//       thread that ran the group, so no HTTP thread or worker waits for a transaction.
+//       A small uncompressed body is decoded on the Asio thread (runs_inline()); a
+//       compressed or larger one on a worker.
 //   GET /healthz      200 {"status":"ok"}: the process is up (no database access)
 //   GET /readyz       200 {"status":"ready"} when the database answers and the migrations
 //                     are current; else 503 {"status":"not ready","reason":...}. It uses a
@@ -96,6 +98,9 @@ public:
     /// handle_async() and wait for its answer.
     http_reply handle(const http_request& request) override;
     void handle_async(http_request request, std::function<void(http_reply)> done) override;
+    /// True for POST /api/ingest with an uncompressed body of at most 16 KiB:
+    /// decoding and validating it is quick and storing is the store group's (its threads).
+    bool runs_inline(const http_request& request) const override;
 
     /// Starts the readiness thread (see /readyz above); stopped by the destructor.
     void start_readiness_checks(std::chrono::milliseconds interval);

@@ -1,8 +1,9 @@
 // store_group: group commit for the central server. Concurrent requests hand their records
-// to submit(); whoever finds a free group slot leads: it takes the requests waiting (oldest
-// first, up to max_records records), stores them with ONE store_records() call on one
-// pooled connection (each record keeps the node that delivered it), and gives every
-// request its own outcomes. A request's records are never split between groups.
+// to submit(), which only queues them. max_groups store threads of the group's own each
+// take the requests waiting (oldest first, up to max_records records), store them with ONE
+// store_records() call on one pooled connection (each record keeps the node that
+// delivered it), and give every request its own outcomes. A request's records are never
+// split between groups.
 //
 // Why: a transaction costs PostgreSQL a fixed handful of round trips, a commit and (with
 // mesh duplicates on) a packet-lock statement whatever its size; many single-record
@@ -18,20 +19,22 @@
 // unavailable, a bug) is every request's failure: nothing of the group was stored.
 // A connection whose failure is not retryable is discarded, not returned to the pool.
 //
-// Threads: submit() may be called from any thread. The completion runs exactly once, on
-// the submitting thread or on the thread of the request leading the group, after the
-// transaction; it must not block for long (it holds up the group's leader) and must not
-// call submit(). The leader goes on leading while requests are waiting, so a thread that
-// calls submit() may run several groups before it returns.
+// Threads: submit() may be called from any thread and never blocks on the database (it
+// takes a mutex to queue), so an Asio thread may call it. The completion runs exactly
+// once, on a store thread, after the transaction; it must not block for long (the next
+// group waits for it) and must not call submit() synchronously with store(). The
+// destructor stores what is still queued, then joins the store threads.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "opendms/central/central_store.hpp"
@@ -63,6 +66,7 @@ public:
 
     /// Borrows the pool and the clock; both must outlive the group.
     store_group(db_pool& pool, const clock& clk, group_options options);
+    ~store_group();
     store_group(const store_group&) = delete;
     store_group& operator=(const store_group&) = delete;
 
@@ -71,7 +75,7 @@ public:
     /// it must stay unchanged until `done` has been called.
     void submit(const std::vector<cluster_data>& records, std::string node, completion done);
 
-    /// submit() and wait for the outcome.
+    /// submit() and wait for the outcome (not from a completion).
     outcomes store(const std::vector<cluster_data>& records, std::string node);
 
     group_stats stats() const;
@@ -86,14 +90,18 @@ private:
 
     std::vector<job> take_group();  // under the lock: the next group, oldest first
     void run_group(std::vector<job>& group);
+    void store_loop();  // a store thread
 
     db_pool& pool_;
     const clock& clock_;
     group_options options_;
     mutable std::mutex mutex_;
+    std::condition_variable work_;
     std::deque<job> queue_;
-    std::size_t leaders_ = 0;
+    std::size_t idle_ = 0;  // store threads waiting for work
+    bool stopping_ = false;
     group_stats stats_;
+    std::vector<std::thread> threads_;  // last: started when the rest is ready
 };
 
 }  // namespace opendms::central
