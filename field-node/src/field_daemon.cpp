@@ -99,15 +99,12 @@ struct ingest_sink {
             out.push_back(store->ingest(batch[0].topic, batch[0].payload));
             return out;
         }
-        std::vector<batch_entry> entries(batch.size());
+        std::vector<batch_entry> entries;
+        entries.reserve(batch.size());
+        for (const mqtt_message& m : batch) entries.push_back(store->entry(m.topic, m.payload));
         std::vector<batch_entry*> pointers;
-        pointers.reserve(batch.size());
-        for (std::size_t i = 0; i < batch.size(); ++i) {
-            entries[i].topic = batch[i].topic;
-            entries[i].bytes = batch[i].payload;
-            entries[i].message = store->prepare(entries[i].topic, entries[i].bytes);
-            pointers.push_back(&entries[i]);
-        }
+        pointers.reserve(entries.size());
+        for (batch_entry& e : entries) pointers.push_back(&e);
         (void)store->ingest_batch(pointers);
         out.reserve(batch.size());
         for (batch_entry& e : entries) out.push_back(std::move(*e.outcome));

@@ -237,6 +237,14 @@ prepared_message ingest_store::prepare(std::string_view mqtt_topic, std::string_
     return m;
 }
 
+batch_entry ingest_store::entry(std::string_view mqtt_topic, std::string_view bytes) const {
+    batch_entry e;
+    e.topic = mqtt_topic;
+    e.bytes = bytes;
+    e.message = prepare(mqtt_topic, bytes);
+    return e;
+}
+
 result<ingest_outcome> ingest_store::ingest(std::string_view mqtt_topic, std::string_view bytes) {
     // Parsing is pure: done before BEGIN so that the write lock is held only for the SQL.
     prepared_message m = prepare(mqtt_topic, bytes);

@@ -74,10 +74,7 @@ std::vector<result<ingest_outcome>> ingest_writer::submit_batch(
     const std::vector<std::pair<std::string_view, std::string_view>>& messages) {
     std::vector<job> jobs(messages.size());
     for (std::size_t i = 0; i < messages.size(); ++i) {
-        batch_entry& e = jobs[i].entry;
-        e.topic = messages[i].first;
-        e.bytes = messages[i].second;
-        e.message = store_.prepare(e.topic, e.bytes);  // pure: outside the lock
+        jobs[i].entry = store_.entry(messages[i].first, messages[i].second);  // outside the lock
     }
     std::vector<result<ingest_outcome>> out;
     out.reserve(jobs.size());

@@ -104,6 +104,9 @@ public:
 
     /// Parses the message and reads the clock; touches no database. Thread-safe.
     prepared_message prepare(std::string_view mqtt_topic, std::string_view bytes) const;
+    /// A batch entry for ingest_batch(): `mqtt_topic` and `bytes` (borrowed: they must
+    /// outlive it), prepared. Thread-safe.
+    batch_entry entry(std::string_view mqtt_topic, std::string_view bytes) const;
 
     /// Adds one message to the caller's open transaction (see "Batches" above); nothing is
     /// committed. On error the caller must rollback() the whole transaction.
