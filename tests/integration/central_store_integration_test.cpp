@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "faulty_connection.hpp"
@@ -516,38 +517,146 @@ TEST_CASE("array literals carry awkward text and NULLs through PostgreSQL unchan
     }
 }
 
-TEST_CASE("every PostgreSQL store plans with its actual values and runs under the timeouts",
+TEST_CASE("a PostgreSQL store plans with its actual values unless it is small and the table "
+          "analysed, always under the timeouts",
           "[integration]") {
     // Regression: the cached generic plan of the neighbour query, made while the table was
-    // small, was a sequential scan that every later batch repeated.
+    // small, was a sequential scan that every later batch repeated. Small calls (grouped
+    // single records) reuse a generic plan, made with sequential scans off, but only once
+    // the table has statistics (the next test cases show those plans).
     scratch_database s(db::dialect::pgsql);
     auto c = migrated(s);
     spy_connection spy(*c);
     std::vector<std::string> seen;
     spy.on_query = [&](std::string_view sql, const std::vector<db::value>&) {
         if (!is_neighbour_query(sql)) return;
-        for (const char* name : {"plan_cache_mode", "statement_timeout", "lock_timeout"}) {
+        for (const char* name :
+             {"plan_cache_mode", "enable_seqscan", "statement_timeout", "lock_timeout"}) {
             seen.push_back(query_ok(*c, std::string("show ") + name)[0].get_text(0).value());
         }
     };
     store_options o;
     o.statement_timeout = std::chrono::milliseconds(7000);
     o.lock_timeout = std::chrono::milliseconds(3000);
-    // Small calls (locks first: one neighbour query) and large ones (a second, under the
-    // locks, after the insert).
-    for (std::size_t n : {10, 100, 10}) {
-        auto r = store_records(spy, batch(n, "T" + std::to_string(n)), "node-a", now, o);
-        INFO(r.error().to_string());
-        REQUIRE(r);
+    // Small calls (locks first: one neighbour query) and a large one (a second, under the
+    // locks, after the insert); 64 records is the largest small call.
+    auto store_calls = [&](const std::string& prefix) {
+        seen.clear();
+        for (std::size_t n : {10, 100, 64}) {
+            auto r = store_records(spy, batch(n, prefix + std::to_string(n)), "node-a", now, o);
+            INFO(r.error().to_string());
+            REQUIRE(r);
+        }
+    };
+    const std::vector<std::string> large = {"force_custom_plan", "on", "7s", "3s"};
+    SECTION("a table never analysed: every call plans with its values") {
+        store_calls("T");
+        std::vector<std::string> expected;
+        for (int i = 0; i < 4; ++i) expected.insert(expected.end(), large.begin(), large.end());
+        CHECK(seen == expected);
     }
-    REQUIRE(seen.size() == 3 * 4);
-    for (std::size_t i = 0; i < seen.size(); i += 3) {
-        CHECK(seen[i] == "force_custom_plan");
-        CHECK(seen[i + 1] == "7s");
-        CHECK(seen[i + 2] == "3s");
+    SECTION("an analysed table of 174 rows: every call plans with its values") {
+        store_calls("T");
+        REQUIRE(c->execute_script("analyze cluster_data"));  // the generic plan would be
+        store_calls("U");                                     // wrong (see below)
+        std::vector<std::string> expected;
+        for (int i = 0; i < 4; ++i) expected.insert(expected.end(), large.begin(), large.end());
+        CHECK(seen == expected);
+    }
+    SECTION("an analysed table of 1000 rows: small calls reuse the generic plan") {
+        REQUIRE(c->execute_script(
+            "insert into cluster_data (created_at, updated_at, duck_id, topic, message_id, "
+            "payload, uuid) select timestamp '2026-02-20 10:00:00', timestamp '2026-02-20 "
+            "10:00:00', 'A' || (g % 100), 'status', to_hex(g), 'p', gen_random_uuid()::text "
+            "from generate_series(1, 1000) g"));
+        REQUIRE(c->execute_script("analyze cluster_data"));
+        store_calls("U");
+        const std::vector<std::string> small = {"force_generic_plan", "off", "7s", "3s"};
+        std::vector<std::string> expected = small;                // 10 records
+        expected.insert(expected.end(), large.begin(), large.end());  // 100: the first query
+        expected.insert(expected.end(), large.begin(), large.end());  // 100: under the locks
+        expected.insert(expected.end(), small.begin(), small.end());  // 64
+        CHECK(seen == expected);
     }
     // SET LOCAL: the session itself keeps its defaults.
     CHECK(query_ok(*c, "show plan_cache_mode")[0].get_text(0) == "auto");
+    CHECK(query_ok(*c, "show enable_seqscan")[0].get_text(0) == "on");
+}
+
+namespace {
+
+// `value` as an SQL literal (text, integers, booleans and NULL: what the store passes).
+std::string sql_literal(const db::value& v) {
+    if (std::holds_alternative<std::monostate>(v)) return "NULL";
+    if (const auto* i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
+    if (const auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
+    const std::string& text = std::get<std::string>(v);  // anything else is a test bug
+    std::string out = "'";
+    for (char ch : text) out += ch == '\'' ? std::string("''") : std::string(1, ch);
+    return out + "'";
+}
+
+// The generic plan PostgreSQL caches for `sql` (with ? placeholders) under the small
+// calls' settings, shown for `params`: PREPARE, then EXPLAIN EXECUTE.
+std::string generic_plan(db::connection& c, std::string sql, const std::vector<db::value>& params) {
+    std::size_t n = 0;
+    for (std::size_t at = sql.find('?'); at != std::string::npos; at = sql.find('?', at)) {
+        const std::string number = "$" + std::to_string(++n);
+        sql.replace(at, 1, number);
+        at += number.size();
+    }
+    REQUIRE(n == params.size());
+    std::string args;
+    for (const db::value& v : params) args += (args.empty() ? "" : ", ") + sql_literal(v);
+    REQUIRE(c.execute_script("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL "
+                             "enable_seqscan = off; PREPARE opendms_plan_probe AS " +
+                             sql));
+    std::string plan;
+    for (const db::row& r : query_ok(c, "explain execute opendms_plan_probe(" + args + ")").data) {
+        plan += r.get_text(0).value_or("") + "\n";
+    }
+    REQUIRE(c.execute_script("ROLLBACK; DEALLOCATE opendms_plan_probe"));
+    return plan;
+}
+
+}  // namespace
+
+TEST_CASE("a small call's generic plan on an analysed table probes the index per packet",
+          "[integration]") {
+    // A generic plan is made once per connection (again after each ANALYZE) and then
+    // serves every small call, on a table that may grow to millions of rows: it must
+    // neither scan the table nor read every row of a device (the duck_id index).
+    // The generic plan is used from 1000 rows on; at 60 (analysed) it probed duck_id.
+    const int rows = GENERATE(1000, 50000);
+    SECTION(std::to_string(rows) + " rows, analysed") {
+        scratch_database s(db::dialect::pgsql);
+        auto c = migrated(s);
+        REQUIRE(c->execute_script(
+            "insert into cluster_data (created_at, updated_at, duck_id, topic, message_id, "
+            "payload, uuid) select timestamp '2026-02-27 10:00:00' + (g % 600) * interval "
+            "'1 second', timestamp '2026-02-27 10:00:00', 'D' || (g % 100), 'status', "
+            "to_hex(g), 'p', gen_random_uuid()::text from generate_series(1, " +
+            std::to_string(rows) + ") g"));
+        REQUIRE(c->execute_script("analyze cluster_data"));
+        spy_connection spy(*c);
+        std::string sql;
+        std::vector<db::value> params;
+        spy.on_query = [&](std::string_view q, const std::vector<db::value>& p) {
+            if (is_neighbour_query(q) && sql.empty()) {
+                sql = std::string(q);
+                params = p;
+            }
+        };
+        REQUIRE(store_records(spy, batch(8), "node-a", now, store_options{}));
+        REQUIRE_FALSE(sql.empty());
+        const std::string plan = generic_plan(*c, sql, params);
+        INFO(plan);
+        CHECK(plan.find("Seq Scan on cluster_data") == std::string::npos);
+        CHECK(plan.find("cluster_data_created_at_index") == std::string::npos);
+        CHECK(plan.find("using cluster_data_duck_id_index") == std::string::npos);
+        CHECK(plan.find("Index Scan using cluster_data_duck_id_message_id_created_at_index") !=
+              std::string::npos);
+    }
 }
 
 TEST_CASE("the neighbour query probes an index per packet, never scans the table or the window",
