@@ -596,6 +596,37 @@ std::string sql_literal(const db::value& v) {
     return out + "'";
 }
 
+// `rows` rows inside every test record's mesh window (100 devices): an index on the time
+// would have to read them all.
+void fill_window(db::connection& c, int rows) {
+    REQUIRE(c.execute_script(
+        "insert into cluster_data (created_at, updated_at, duck_id, topic, message_id, "
+        "payload, uuid) select timestamp '2026-02-27 10:00:00' + (g % 600) * interval '1 "
+        "second', timestamp '2026-02-27 10:00:00', 'D' || (g % 100), 'status', to_hex(g), "
+        "'p', gen_random_uuid()::text from generate_series(1, " +
+        std::to_string(rows) + ") g"));
+}
+
+struct captured_query {
+    std::string sql;
+    std::vector<db::value> params;
+};
+
+// The first neighbour query of a store_records() call of `n` records on `c`.
+captured_query first_neighbour_query(db::connection& c, std::size_t n) {
+    spy_connection spy(c);
+    captured_query q;
+    spy.on_query = [&](std::string_view sql, const std::vector<db::value>& p) {
+        if (is_neighbour_query(sql) && q.sql.empty()) {
+            q.sql = std::string(sql);
+            q.params = p;
+        }
+    };
+    REQUIRE(store_records(spy, batch(n), "node-a", now, store_options{}));
+    REQUIRE_FALSE(q.sql.empty());
+    return q;
+}
+
 // The generic plan PostgreSQL caches for `sql` (with ? placeholders) under the small
 // calls' settings, shown for `params`: PREPARE, then EXPLAIN EXECUTE.
 std::string generic_plan(db::connection& c, std::string sql, const std::vector<db::value>& params) {
@@ -631,25 +662,10 @@ TEST_CASE("a small call's generic plan on an analysed table probes the index per
     SECTION(std::to_string(rows) + " rows, analysed") {
         scratch_database s(db::dialect::pgsql);
         auto c = migrated(s);
-        REQUIRE(c->execute_script(
-            "insert into cluster_data (created_at, updated_at, duck_id, topic, message_id, "
-            "payload, uuid) select timestamp '2026-02-27 10:00:00' + (g % 600) * interval "
-            "'1 second', timestamp '2026-02-27 10:00:00', 'D' || (g % 100), 'status', "
-            "to_hex(g), 'p', gen_random_uuid()::text from generate_series(1, " +
-            std::to_string(rows) + ") g"));
+        fill_window(*c, rows);
         REQUIRE(c->execute_script("analyze cluster_data"));
-        spy_connection spy(*c);
-        std::string sql;
-        std::vector<db::value> params;
-        spy.on_query = [&](std::string_view q, const std::vector<db::value>& p) {
-            if (is_neighbour_query(q) && sql.empty()) {
-                sql = std::string(q);
-                params = p;
-            }
-        };
-        REQUIRE(store_records(spy, batch(8), "node-a", now, store_options{}));
-        REQUIRE_FALSE(sql.empty());
-        const std::string plan = generic_plan(*c, sql, params);
+        const captured_query q = first_neighbour_query(*c, 8);
+        const std::string plan = generic_plan(*c, q.sql, q.params);
         INFO(plan);
         CHECK(plan.find("Seq Scan on cluster_data") == std::string::npos);
         CHECK(plan.find("cluster_data_created_at_index") == std::string::npos);
@@ -673,25 +689,11 @@ TEST_CASE("the neighbour query probes an index per packet, never scans the table
         if (young) {
             REQUIRE(c->execute_script("alter table cluster_data set (autovacuum_enabled = false)"));
         }
-        // Rows inside every record's mesh window: a time index would have to read them all.
-        REQUIRE(c->execute_script(
-            "insert into cluster_data (created_at, updated_at, duck_id, topic, message_id, "
-            "payload, uuid) select timestamp '2026-02-27 10:00:00' + (g % 600) * interval '1 "
-            "second', timestamp '2026-02-27 10:00:00', 'D' || (g % 100), 'status', to_hex(g), "
-            "'p', gen_random_uuid()::text from generate_series(1, " +
-            std::string(young ? "2500" : "50000") + ") g"));
+        fill_window(*c, young ? 2500 : 50000);
         if (!young) REQUIRE(c->execute_script("analyze cluster_data"));
-        spy_connection spy(*c);
-        std::string sql;
-        std::vector<db::value> params;
-        spy.on_query = [&](std::string_view q, const std::vector<db::value>& p) {
-            if (is_neighbour_query(q) && sql.empty()) {
-                sql = std::string(q);
-                params = p;
-            }
-        };
-        REQUIRE(store_records(spy, batch(500), "node-a", now, store_options{}));
-        REQUIRE_FALSE(sql.empty());
+        const captured_query q = first_neighbour_query(*c, 500);
+        const std::string& sql = q.sql;
+        const std::vector<db::value>& params = q.params;
         std::string plan;
         for (const db::row& r : query_ok(*c, "explain " + sql, params).data) {
             plan += r.get_text(0).value_or("") + "\n";

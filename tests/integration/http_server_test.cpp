@@ -565,14 +565,25 @@ TEST_CASE("stop() gives up on a handler after the shutdown timeout", "[integrati
     CHECK(s.stop_and_wait());
 }
 
+// A server with one worker thread, kept busy by a /slow request on `busy`.
+struct one_busy_worker {
+    explicit one_busy_worker(server_options o) : s(with_one_worker(std::move(o))), busy(s.port()) {
+        REQUIRE(busy.send(post("/slow", "{}")));
+        REQUIRE(eventually([&] { return s.handler.slow_started.load(); }));
+    }
+    static server_options with_one_worker(server_options o) {
+        o.workers = 1;
+        return o;
+    }
+    test_server s;
+    raw_client busy;
+};
+
 TEST_CASE("a request the handler runs inline is answered while every worker is busy",
           "[integration]") {
-    server_options o = test_options();
-    o.workers = 1;
-    test_server s(o);
-    raw_client busy(s.port());
-    REQUIRE(busy.send(post("/slow", "{}")));
-    REQUIRE(eventually([&] { return s.handler.slow_started.load(); }));
+    one_busy_worker w(test_options());
+    test_server& s = w.s;
+    raw_client& busy = w.busy;
     raw_client other(s.port());
     const auto start = std::chrono::steady_clock::now();
     auto r = round_trip(other, post("/inline/echo", "{\"a\":1}"));
@@ -809,13 +820,11 @@ TEST_CASE("a JSON reply over 1 KiB is gzipped for a client that accepts gzip", "
 TEST_CASE("a request past max_pending_requests gets 503 with Retry-After at once",
           "[integration]") {
     server_options o = test_options();
-    o.workers = 1;
     o.limits.max_pending_requests = 1;
     o.retry_after_s = 9;
-    test_server s(o);
-    raw_client busy(s.port());
-    REQUIRE(busy.send(post("/slow", "{}")));
-    REQUIRE(eventually([&] { return s.handler.slow_started.load(); }));
+    one_busy_worker w(o);
+    test_server& s = w.s;
+    raw_client& busy = w.busy;
     raw_client other(s.port());
     const auto start = std::chrono::steady_clock::now();
     auto r = round_trip(other, post("/echo", "{}"));
