@@ -876,9 +876,10 @@ constexpr const char* pg_small_call_plans =
     "'off' ELSE 'on' END, true) FROM (SELECT coalesce((SELECT reltuples >= 1000 FROM "
     "pg_class WHERE oid = 'cluster_data'::regclass), false) AS known) AS t";
 
-status begin_pgsql(const call_context& ctx, const std::vector<item>* lock_items, bool small) {
-    std::string script = small ? std::string("BEGIN; ") + pg_small_call_plans
-                               : std::string("BEGIN; SET LOCAL plan_cache_mode = force_custom_plan");
+status begin_pgsql(const call_context& ctx, const std::vector<item>& items, bool lock_first) {
+    std::string script = items.size() <= lock_first_max_records
+                             ? std::string("BEGIN; ") + pg_small_call_plans
+                             : std::string("BEGIN; SET LOCAL plan_cache_mode = force_custom_plan");
     const store_options& o = ctx.options;
     if (o.statement_timeout.count() > 0) {
         script += "; SET LOCAL statement_timeout = " + std::to_string(o.statement_timeout.count());
@@ -886,7 +887,7 @@ status begin_pgsql(const call_context& ctx, const std::vector<item>* lock_items,
     if (o.lock_timeout.count() > 0) {
         script += "; SET LOCAL lock_timeout = " + std::to_string(o.lock_timeout.count());
     }
-    if (lock_items) script += "; " + pg_lock_sql(lock_buckets(*lock_items));
+    if (lock_first) script += "; " + pg_lock_sql(lock_buckets(items));
     if (status s = ctx.c.execute_script(script); !s) {
         return s.context(std::string(what) + ": begin");
     }
@@ -1102,16 +1103,16 @@ status store_all(const call_context& ctx, const std::vector<item>& items, bool c
     return status::ok();
 }
 
-// Opens the transaction of a call of `n` records; with `lock_items`, also takes their
+// Opens the transaction of a call storing `items`; with `lock_first`, also takes their
 // packet locks at once.
-status begin(const call_context& ctx, std::size_t n, const std::vector<item>* lock_items,
+status begin(const call_context& ctx, const std::vector<item>& items, bool lock_first,
              bool& locked) {
     switch (ctx.kind) {
         case db::dialect::pgsql:
-            return begin_pgsql(ctx, lock_items, n <= lock_first_max_records);
+            return begin_pgsql(ctx, items, lock_first);
         case db::dialect::mysql:
-            if (lock_items) {
-                if (status s = lock_packets(ctx, *lock_items, locked); !s) return s;
+            if (lock_first) {
+                if (status s = lock_packets(ctx, items, locked); !s) return s;
             }
             return begin_mysql(ctx);
         case db::dialect::sqlite:
@@ -1153,7 +1154,7 @@ result<std::vector<store_outcome>> attempt(const call_context& ctx, const std::v
     const bool lock_first = ctx.window > 0 && ctx.kind != db::dialect::sqlite &&
                             (items.size() <= lock_first_max_records ||
                              ctx.kind == db::dialect::mysql);
-    if (status s = begin(ctx, items.size(), lock_first ? &items : nullptr, locked); !s) {
+    if (status s = begin(ctx, items, lock_first, locked); !s) {
         return abandon(ctx, locked, s);
     }
     if (status s = store_all(ctx, items, careful, out); !s) return abandon(ctx, locked, s);

@@ -344,6 +344,10 @@ ingest_handler::~ingest_handler() {
 }
 
 std::optional<http_reply> ingest_handler::check_head(const http_request& head) {
+    return check(head, nullptr);
+}
+
+std::optional<http_reply> ingest_handler::check(const http_request& head, std::string* node) {
     std::string_view path = path_of(head.target);
     const route_info* route = find_route(path);
     if (!route) {
@@ -403,6 +407,7 @@ std::optional<http_reply> ingest_handler::check_head(const http_request& head) {
         refusal->node = auth.node;
         return with_route(std::move(*refusal), route->path);
     }
+    if (node) *node = std::move(auth.node);
     return std::nullopt;
 }
 
@@ -415,11 +420,12 @@ http_reply ingest_handler::handle(const http_request& request) {
 
 void ingest_handler::handle_async(http_request request, std::function<void(http_reply)> done) {
     // The same checks as for the head, so that a caller need not have called check_head().
-    if (std::optional<http_reply> early = check_head(request)) return done(std::move(*early));
+    std::string node;
+    if (std::optional<http_reply> early = check(request, &node)) return done(std::move(*early));
     if (path_of(request.target) == "/readyz") {
         return done(with_route(readiness_reply(check_readiness()), "/readyz"));
     }
-    ingest(request, [done = std::move(done)](http_reply r) {
+    ingest(std::move(request), node, [done = std::move(done)](http_reply r) {
         done(with_route(std::move(r), "/api/ingest"));
     });
 }
@@ -429,8 +435,8 @@ bool ingest_handler::runs_inline(const http_request& request) const {
            request.content_encoding.empty() && path_of(request.target) == "/api/ingest";
 }
 
-void ingest_handler::ingest(const http_request& request, std::function<void(http_reply)> done) {
-    const std::string node = tokens_.authenticate(request.authorization).node;
+void ingest_handler::ingest(http_request request, const std::string& node,
+                            std::function<void(http_reply)> done) {
     auto finish = [&](http_reply r) {
         r.node = node;
         done(std::move(r));
@@ -439,7 +445,7 @@ void ingest_handler::ingest(const http_request& request, std::function<void(http
         return finish(json_message(413, "The request body is larger than " +
                                             std::to_string(options_.max_body_bytes) + " bytes."));
     }
-    std::string body = request.body;
+    std::string body = std::move(request.body);
     if (auto e = decode_content(request.content_encoding, body, options_.max_body_bytes)) {
         return finish(json_message(e->http_status, e->message));
     }

@@ -31,22 +31,17 @@ store_group::~store_group() {
 
 void store_group::submit(const std::vector<cluster_data>& records, std::string node,
                          completion done) {
-    bool wake = false;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         queue_.push_back(job{&records, std::move(node), std::move(done)});
-        // A busy thread takes it with its next group; only an idle one needs waking.
-        wake = idle_ > 0;
     }
-    if (wake) work_.notify_one();
+    work_.notify_one();  // no system call when every store thread is busy
 }
 
 void store_group::store_loop() {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
-        ++idle_;
         work_.wait(lock, [this] { return !queue_.empty() || stopping_; });
-        --idle_;
         if (queue_.empty()) return;  // stopping, and everything queued is stored
         std::vector<job> group = take_group();
         lock.unlock();

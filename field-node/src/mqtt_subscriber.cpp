@@ -287,7 +287,8 @@ std::vector<status> mqtt_subscriber::impl::call_handler(int index,
 }
 
 // Hands the batch over; a message the handler fails is offered again alone (after the
-// rest of its batch) until it is stored. Returns only when every message of the batch is durable (or ends the process).
+// rest of its batch) until it is stored. Returns only when every message of the batch is
+// durable (or ends the process).
 void mqtt_subscriber::impl::deliver(link& l, std::vector<mqtt_message>& batch) {
     if (batch.empty()) return;
     std::vector<status> results = call_handler(l.index, batch);

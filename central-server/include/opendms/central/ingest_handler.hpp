@@ -115,7 +115,11 @@ private:
         std::chrono::steady_clock::time_point at;
     };
 
-    void ingest(const http_request& request, std::function<void(http_reply)> done);
+    /// check_head()'s checks; when the request may go on, `node` (if given) gets the
+    /// authenticated node, so that the token is hashed once per call.
+    std::optional<http_reply> check(const http_request& head, std::string* node);
+    void ingest(http_request request, const std::string& node,
+                std::function<void(http_reply)> done);
     readiness check_readiness();
     http_reply readiness_reply(const readiness& r) const;
     void readiness_loop();

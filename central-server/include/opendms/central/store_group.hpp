@@ -98,7 +98,6 @@ private:
     mutable std::mutex mutex_;
     std::condition_variable work_;
     std::deque<job> queue_;
-    std::size_t idle_ = 0;  // store threads waiting for work
     bool stopping_ = false;
     group_stats stats_;
     std::vector<std::thread> threads_;  // last: started when the rest is ready
