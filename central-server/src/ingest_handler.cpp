@@ -315,12 +315,17 @@ std::size_t default_store_groups(std::size_t pool_size) {
 
 namespace {
 
+// How long a small call trusts what PostgreSQL last said of cluster_data's statistics.
+constexpr std::chrono::seconds plan_memo_age{60};
+
 group_options group_options_from(const handler_options& o, const db_pool& pool) {
     group_options g;
     g.max_groups = o.store_groups != 0 ? o.store_groups : default_store_groups(pool.size());
     g.max_records = std::max<std::size_t>(o.max_batch_records, 1);
     g.pool_wait = o.pool_wait;
     g.store = o.store;
+    // Every call of this handler goes to the one database behind `pool`.
+    if (!g.store.plans) g.store.plans = std::make_shared<generic_plan_memo>(plan_memo_age);
     return g;
 }
 

@@ -29,6 +29,7 @@
 
 using namespace opendms;
 using central::derived_uuid;
+using central::generic_plan_memo;
 using central::store_options;
 using central::store_outcome;
 using central::store_records;
@@ -581,6 +582,60 @@ TEST_CASE("a PostgreSQL store plans with its actual values unless it is small an
     // SET LOCAL: the session itself keeps its defaults.
     CHECK(query_ok(*c, "show plan_cache_mode")[0].get_text(0) == "auto");
     CHECK(query_ok(*c, "show enable_seqscan")[0].get_text(0) == "on");
+}
+
+TEST_CASE("small PostgreSQL calls ask about cluster_data's statistics once per memo age",
+          "[integration]") {
+    // Asking in every transaction cost PostgreSQL more than the rest of BEGIN (see
+    // begin_pgsql). The memo keeps the answer; a table emptied meanwhile keeps the generic
+    // plans until the answer is max_age old.
+    scratch_database s(db::dialect::pgsql);
+    auto c = migrated(s);
+    REQUIRE(c->execute_script(
+        "insert into cluster_data (created_at, updated_at, duck_id, topic, message_id, "
+        "payload, uuid) select timestamp '2026-02-20 10:00:00', timestamp '2026-02-20 "
+        "10:00:00', 'A' || (g % 100), 'status', to_hex(g), 'p', gen_random_uuid()::text "
+        "from generate_series(1, 1000) g; analyze cluster_data"));
+    spy_connection spy(*c);
+    store_options o;
+    int asked = 0;
+    std::vector<std::string> modes;
+    spy.on_query = [&](std::string_view sql, const std::vector<db::value>&) {
+        if (sql.find("reltuples") != std::string_view::npos) ++asked;
+        if (is_neighbour_query(sql)) {
+            modes.push_back(query_ok(*c, "show plan_cache_mode")[0].get_text(0).value());
+        }
+    };
+    auto store_small_calls = [&](const std::string& prefix) {
+        for (int i = 0; i < 3; ++i) {
+            auto r = store_records(spy, batch(4, prefix + std::to_string(i)), "node-a", now, o);
+            INFO(r.error().to_string());
+            REQUIRE(r);
+        }
+    };
+    const std::vector<std::string> generic(3, "force_generic_plan");
+    const std::vector<std::string> custom(3, "force_custom_plan");
+    SECTION("an hour's memo asks once, and keeps its answer when the table is emptied") {
+        o.plans = std::make_shared<generic_plan_memo>(std::chrono::hours(1));
+        store_small_calls("M");
+        CHECK(asked == 1);
+        CHECK(modes == generic);
+        REQUIRE(c->execute_script("delete from cluster_data; analyze cluster_data"));
+        modes.clear();
+        store_small_calls("N");
+        CHECK(asked == 1);
+        CHECK(modes == generic);
+    }
+    SECTION("without a memo every small call asks, and follows the table at once") {
+        store_small_calls("M");
+        CHECK(asked == 3);
+        CHECK(modes == generic);
+        REQUIRE(c->execute_script("delete from cluster_data; analyze cluster_data"));
+        modes.clear();
+        store_small_calls("N");
+        CHECK(asked == 6);
+        CHECK(modes == custom);
+    }
 }
 
 namespace {

@@ -26,6 +26,7 @@
 
 using namespace opendms;
 using central::derived_uuid;
+using central::generic_plan_memo;
 using central::store_options;
 using central::store_outcome;
 using central::store_records;
@@ -223,6 +224,22 @@ TEST_CASE("packet lock buckets are fixed values below 1024 that every instance a
 }
 
 // ---- what a row holds ------------------------------------------------------------------
+
+TEST_CASE("the plan memo keeps an answer for its age, then has none", "[unit]") {
+    using namespace std::chrono_literals;
+    const generic_plan_memo::clock::time_point t0{1000h};
+    generic_plan_memo memo(60s);
+    CHECK_FALSE(memo.get(t0).has_value());  // never asked
+    memo.put(true, t0);
+    CHECK(memo.get(t0) == std::optional<bool>(true));
+    CHECK(memo.get(t0 + 59999ms) == std::optional<bool>(true));
+    CHECK_FALSE(memo.get(t0 + 60s).has_value());
+    memo.put(false, t0 + 60s);  // the newer answer replaces it, whatever it says
+    CHECK(memo.get(t0 + 61s) == std::optional<bool>(false));
+    generic_plan_memo never(0ms);  // age 0: every call asks
+    never.put(true, t0);
+    CHECK_FALSE(never.get(t0).has_value());
+}
 
 TEST_CASE("a stored record keeps every field, its own time and the sending node", "[unit]") {
     central_db d;

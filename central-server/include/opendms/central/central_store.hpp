@@ -54,10 +54,10 @@
 // 2026_11_25_000008 adds received_from and duplicate_of.
 //
 // Speed: PostgreSQL stores a whole call with a fixed number of statements whatever its
-// size: one BEGIN script (the plan settings and the timeouts, as SET LOCAL or set_config
-// with is_local); one neighbour query over unnest() of array parameters (pg_array.hpp), one
-// index probe of cluster_data per (duck_id, message_id) (a LATERAL subquery behind OFFSET
-// 0, so the planner cannot turn it into a scan of the table); one `INSERT ... SELECT FROM
+// size: one BEGIN script (the plan settings and the timeouts, as SET LOCAL); one neighbour
+// query over unnest() of array parameters (pg_array.hpp), one index probe of cluster_data
+// per (duck_id, message_id) (a LATERAL subquery behind OFFSET 0, so the planner cannot
+// turn it into a scan of the table); one `INSERT ... SELECT FROM
 // unnest(...) ON CONFLICT (uuid) DO NOTHING RETURNING id, uuid` (a second one for copies of
 // a packet first seen in the same call; an index lookup per uuid that someone else stored);
 // the packet locks (one SELECT) and the neighbour query again for the originals; COMMIT. A
@@ -65,7 +65,8 @@
 // its actual arrays, so no generic plan made while the table was small is reused. A small
 // call (grouped single records) reuses the connection's generic plans once cluster_data's
 // statistics count 1000 rows or more (enable_seqscan off): planning the combined statement
-// anew cost several times its execution. See begin_pgsql(). MySQL and SQLite use multi-row
+// anew cost several times its execution. Whether they do is asked before BEGIN, at most
+// once a minute per database (generic_plan_memo). See begin_pgsql(). MySQL and SQLite use multi-row
 // INSERTs (ON DUPLICATE KEY UPDATE uuid = uuid on MySQL) and `uuid IN (...)` lookups in
 // chunks of fixed sizes (64, 8, 1) so that each connection caches at most a few statement
 // texts.
@@ -87,8 +88,11 @@
 // The connection must not be inside a transaction.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -99,7 +103,31 @@
 
 namespace opendms::central {
 
+/// PostgreSQL: whether cluster_data's statistics (pg_class.reltuples) counted 1000 rows or
+/// more when last asked; small calls reuse generic plans only then (see begin_pgsql() in
+/// central_store.cpp). The answer is kept for `max_age`, so that a small call does not ask
+/// (or plan the question) in every transaction: the table grows, it rarely shrinks, and a
+/// late answer costs only some slower plans meanwhile. One per database, shared by the
+/// calls on it; thread-safe.
+class generic_plan_memo {
+public:
+    using clock = std::chrono::steady_clock;
+    explicit generic_plan_memo(std::chrono::milliseconds max_age) : max_age_(max_age) {}
+
+    /// The answer kept, unless none was given or it is max_age old or older.
+    std::optional<bool> get(clock::time_point now) const noexcept;
+    void put(bool generic, clock::time_point now) noexcept;
+
+private:
+    static std::int64_t ms(clock::time_point t) noexcept;
+
+    const std::chrono::milliseconds max_age_;
+    std::atomic<std::int64_t> said_{-1};  // -1: nothing yet; else (ms(asked) << 1) | generic
+};
+
 struct store_options {
+    /// See generic_plan_memo. Null: a small PostgreSQL call asks before every transaction.
+    std::shared_ptr<generic_plan_memo> plans;
     std::int64_t mesh_window_s = 600;
     /// Longest any one statement may run (0: the server's default, normally none).
     std::chrono::milliseconds statement_timeout{0};
