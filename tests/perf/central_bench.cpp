@@ -12,6 +12,10 @@
 //           same concurrency (-c K -j 2 -M prepared -T T)
 //   idle    the server's VmRSS with I idle keep-alive connections open, each having done
 //           one request, against its VmRSS after one request on one connection
+// For `single` (and pgbench, and GET /healthz) it also reports the CPU time of the whole
+// machine per request in the measured window (/proc/stat: server, PostgreSQL and load
+// generator together, and anything else running): what a request costs, which a busy
+// machine's noise moves far less than the rates.
 // Every measurement (baselines included) gets a fresh database: created, migrated with
 // `opendms-central migrate`, with --prefill ROWS (default 0) rows a day old COPied in and
 // ANALYZEd first (a central database in service rather than an empty one), checked (row
@@ -615,6 +619,7 @@ struct load_stats {
     long failed = 0;   // other answers and dropped connections
     long counted = 0;  // 200 answers inside the measured window
     long records = 0;  // records reported stored (batch form)
+    double busy_cpu_s = 0;  // the machine's CPU time in the measured window (timed_load)
     std::string first_failure;
 
     void merge(const load_stats& o) {
@@ -712,6 +717,7 @@ std::vector<std::unique_ptr<http_conn>> open_conns(unsigned short port, int n) {
 
 struct run_result {
     double rate = 0;
+    double cpu_us = 0;  // the machine's CPU per request or transaction (single, pgbench)
     long peak_rss_kib = 0;
     double requests_per_transaction = 0;  // group commit, from the server's /metrics
 };
@@ -826,6 +832,50 @@ run_result batch_rate(const options& o, const batch_data& d, int pool) {
     return res;
 }
 
+// The busy CPU time of the whole machine so far, every core, in seconds: /proc/stat's
+// first line, user, nice, system, irq and softirq (guest time is part of user time; steal,
+// time the hypervisor gave to other machines, is not ours).
+double machine_busy_s() {
+    std::ifstream f("/proc/stat");
+    std::string cpu;
+    long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
+    if (!(f >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq) ||
+        cpu != "cpu") {
+        die("cannot read /proc/stat");
+    }
+    return static_cast<double>(user + nice + system + irq + softirq) /
+           static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// The machine's busy CPU time between `from` and `until`, sampled on a thread of its own.
+class cpu_window {
+public:
+    cpu_window(steady::time_point from, steady::time_point until)
+        : thread_([this, from, until] {
+              std::this_thread::sleep_until(from);
+              const double start = machine_busy_s();
+              std::this_thread::sleep_until(until);
+              busy_s_ = machine_busy_s() - start;
+          }) {}
+    cpu_window(const cpu_window&) = delete;
+    cpu_window& operator=(const cpu_window&) = delete;
+    ~cpu_window() { wait(); }
+
+    /// Waits for the window's end; CPU seconds.
+    double busy_s() {
+        wait();
+        return busy_s_;
+    }
+
+private:
+    void wait() {
+        if (thread_.joinable()) thread_.join();
+    }
+
+    double busy_s_ = 0;
+    std::thread thread_;
+};
+
 // The pgbench script: the server's single-record upsert, with the same kind of values
 // (100 devices, a time-ordered unique uuid, the row's columns as central_store writes them).
 // No colon inside the literals: pgbench would read ":name" there as a variable.
@@ -852,12 +902,18 @@ std::string write_pgbench_script(const options& o) {
     return path;
 }
 
-double pgbench_rate(const options& o, const std::string& script) {
+// pgbench's transactions/s and the machine's CPU per transaction, measured from its second
+// second to half a second before its end (its connections are open by then).
+run_result pgbench_rate(const options& o, const std::string& script) {
     scratch_db db(o, unique_db_name());
     std::string cmd = "PGPASSWORD='" + o.pg.password + "' '" + o.pgbench_bin + "' -h " + o.pg.host +
                       " -p " + o.pg.port + " -U " + o.pg.user + " -n -M prepared -c " +
                       std::to_string(o.connections) + " -j 2 -T " + std::to_string(o.seconds) +
                       " -f '" + script + "' " + db.name + " 2>&1";
+    const auto started = steady::now();
+    const auto from = started + std::chrono::seconds(1);
+    const auto until = started + std::chrono::milliseconds(o.seconds * 1000 - 500);
+    cpu_window cpu(from, std::max(until, from + std::chrono::milliseconds(500)));
     FILE* p = ::popen(cmd.c_str(), "r");
     if (!p) die("popen pgbench");
     std::string out;
@@ -871,7 +927,13 @@ double pgbench_rate(const options& o, const std::string& script) {
     if (failed != std::string::npos && std::atol(out.c_str() + failed + 31) != 0) {
         die("pgbench had failed transactions:\n" + out);
     }
-    return tps;
+    run_result res;
+    res.rate = tps;
+    const double window_s = std::chrono::duration<double>(
+                                std::max(until, from + std::chrono::milliseconds(500)) - from)
+                                .count();
+    res.cpu_us = tps > 0 ? cpu.busy_s() * 1e6 / (tps * window_s) : 0;
+    return res;
 }
 
 // K connections, one request in flight each, for 1 s of warm-up and then T measured
@@ -881,7 +943,8 @@ load_stats timed_load(const options& o, unsigned short port,
     auto conns = open_conns(port, o.connections);
     auto measure_from = steady::now() + std::chrono::seconds(1);
     auto until = measure_from + std::chrono::seconds(o.seconds);
-    return drive_threads(
+    cpu_window cpu(measure_from, until);
+    load_stats result = drive_threads(
         conns, 2,
         [&](std::string& req) {
             if (steady::now() >= until) return false;
@@ -896,6 +959,13 @@ load_stats timed_load(const options& o, unsigned short port,
             auto t = steady::now();
             if (t >= measure_from && t < until) ++s.counted;
         });
+    result.busy_cpu_s = cpu.busy_s();
+    return result;
+}
+
+// Microseconds of the machine's CPU per request.
+double cpu_us_per_request(const load_stats& st) {
+    return st.counted > 0 ? st.busy_cpu_s * 1e6 / static_cast<double>(st.counted) : 0;
 }
 
 run_result single_rate(const options& o, int pool) {
@@ -912,6 +982,7 @@ run_result single_rate(const options& o, int pool) {
             "Record ingested");
         if (st.failed > 0) die("single-record ingest failed: " + st.first_failure);
         res.rate = static_cast<double>(st.counted) / o.seconds;
+        res.cpu_us = cpu_us_per_request(st);
         res.peak_rss_kib = server.hwm_kib();
         res.requests_per_transaction = requests_per_transaction(server.port());
         ok = st.ok;
@@ -926,7 +997,7 @@ run_result single_rate(const options& o, int pool) {
 // The HTTP layer alone: GET /healthz (answered without the database or a worker thread),
 // same connections and duration as `single`. Not a goal: it shows how much of a
 // single-record request is HTTP.
-double healthz_rate(const options& o, int pool) {
+run_result healthz_rate(const options& o, int pool) {
     scratch_db db(o, unique_db_name());
     central_server server(o, db.name, pool);
     const std::string req =
@@ -934,7 +1005,10 @@ double healthz_rate(const options& o, int pool) {
     load_stats st = timed_load(
         o, server.port(), [&] { return req; }, "ok");
     if (st.failed > 0) die("GET /healthz failed: " + st.first_failure);
-    return static_cast<double>(st.counted) / o.seconds;
+    run_result res;
+    res.rate = static_cast<double>(st.counted) / o.seconds;
+    res.cpu_us = cpu_us_per_request(st);
+    return res;
 }
 
 struct idle_result {
@@ -1067,7 +1141,9 @@ void print_row(const std::string& what, const series& rate, const char* unit, co
 
 struct results {
     series copy, pgbench, healthz, idle_base, idle_rss, idle_hwm;
+    series pgbench_cpu, healthz_cpu;  // µs of the machine's CPU per transaction / request
     std::vector<series> batch, batch_ratio, single, single_ratio, batch_group, single_group;
+    std::vector<series> single_cpu, single_cpu_ratio;  // the same; pgbench's / ours
     std::vector<long> batch_hwm, single_hwm;
     int min_alive = 0;
 };
@@ -1125,6 +1201,28 @@ void print_grouping(const options& o, const results& r) {
     std::printf("\n");
 }
 
+// What a request costs the machine, whatever else slowed the run down.
+void print_cpu(const options& o, const results& r) {
+    std::printf(
+        "\n| CPU of the whole machine per request (server, PostgreSQL, load generator) | "
+        "median | range | pgbench's ÷ ours (median, range) |\n|---|---:|---:|---:|\n");
+    auto row = [](const std::string& what, const series& v, const series* ratio) {
+        std::printf("| %s | %.0f µs | %.0f–%.0f µs |", what.c_str(), v.median(), v.min(),
+                    v.max());
+        if (ratio) {
+            std::printf(" %.2f (%.2f–%.2f) |\n", ratio->median(), ratio->min(), ratio->max());
+        } else {
+            std::printf(" |\n");
+        }
+    };
+    row("baseline: pgbench, per transaction", r.pgbench_cpu, nullptr);
+    for (std::size_t p = 0; p < o.pool_sizes.size(); ++p) {
+        row("opendms-central, single record, pool " + std::to_string(o.pool_sizes[p]),
+            r.single_cpu[p], &r.single_cpu_ratio[p]);
+    }
+    row("for scale: GET /healthz", r.healthz_cpu, nullptr);
+}
+
 void print_memory(const options& o, const results& r) {
     auto row = [](const std::string& what, const series& v) {
         std::printf("| %s | %s | %s–%s |\n", what.c_str(), mib(v.median()).c_str(),
@@ -1161,9 +1259,11 @@ void run_once(const options& o, const std::string& script, results& r) {
         }
     }
     if (o.single) {
-        double t = pgbench_rate(o, script);
+        run_result pg = pgbench_rate(o, script);
+        const double t = pg.rate;
         progress("pgbench", t, "tx/s");
         r.pgbench.v.push_back(t);
+        r.pgbench_cpu.v.push_back(pg.cpu_us);
         for (std::size_t p = 0; p < o.pool_sizes.size(); ++p) {
             run_result s = single_rate(o, o.pool_sizes[p]);
             progress("single, pool " + std::to_string(o.pool_sizes[p]), s.rate, "req/s");
@@ -1171,10 +1271,13 @@ void run_once(const options& o, const std::string& script, results& r) {
             r.single_ratio[p].v.push_back(s.rate / t);
             r.single_hwm[p] = std::max(r.single_hwm[p], s.peak_rss_kib);
             r.single_group[p].v.push_back(s.requests_per_transaction);
+            r.single_cpu[p].v.push_back(s.cpu_us);
+            r.single_cpu_ratio[p].v.push_back(s.cpu_us > 0 ? pg.cpu_us / s.cpu_us : 0);
         }
-        double h = healthz_rate(o, o.pool_sizes.front());
-        progress("GET /healthz", h, "req/s");
-        r.healthz.v.push_back(h);
+        run_result h = healthz_rate(o, o.pool_sizes.front());
+        progress("GET /healthz", h.rate, "req/s");
+        r.healthz.v.push_back(h.rate);
+        r.healthz_cpu.v.push_back(h.cpu_us);
     }
     if (o.idle) {
         idle_result i = idle_rss(o, o.pool_sizes.front());
@@ -1200,6 +1303,8 @@ int main(int argc, char** argv) {
     r.single_ratio.resize(pools);
     r.batch_group.resize(pools);
     r.single_group.resize(pools);
+    r.single_cpu.resize(pools);
+    r.single_cpu_ratio.resize(pools);
     r.batch_hwm.assign(pools, 0);
     r.single_hwm.assign(pools, 0);
     r.min_alive = o.idle_connections;
@@ -1217,6 +1322,7 @@ int main(int argc, char** argv) {
         o.connections, o.seconds);
     if (o.batch || o.single) print_throughput(o, r);
     if (o.batch || o.single) print_grouping(o, r);
+    if (o.single) print_cpu(o, r);
     if (o.idle) print_memory(o, r);
     return 0;
 }
