@@ -615,26 +615,24 @@ TEST_CASE("small PostgreSQL calls ask about cluster_data's statistics once per m
     };
     const std::vector<std::string> generic(3, "force_generic_plan");
     const std::vector<std::string> custom(3, "force_custom_plan");
+    // Three small calls, the table emptied and analysed, three more.
+    auto around_emptying = [&](int asked_first, int asked_then,
+                               const std::vector<std::string>& modes_then) {
+        store_small_calls("M");
+        CHECK(asked == asked_first);
+        CHECK(modes == generic);
+        REQUIRE(c->execute_script("delete from cluster_data; analyze cluster_data"));
+        modes.clear();
+        store_small_calls("N");
+        CHECK(asked == asked_then);
+        CHECK(modes == modes_then);
+    };
     SECTION("an hour's memo asks once, and keeps its answer when the table is emptied") {
         o.plans = std::make_shared<generic_plan_memo>(std::chrono::hours(1));
-        store_small_calls("M");
-        CHECK(asked == 1);
-        CHECK(modes == generic);
-        REQUIRE(c->execute_script("delete from cluster_data; analyze cluster_data"));
-        modes.clear();
-        store_small_calls("N");
-        CHECK(asked == 1);
-        CHECK(modes == generic);
+        around_emptying(1, 1, generic);
     }
     SECTION("without a memo every small call asks, and follows the table at once") {
-        store_small_calls("M");
-        CHECK(asked == 3);
-        CHECK(modes == generic);
-        REQUIRE(c->execute_script("delete from cluster_data; analyze cluster_data"));
-        modes.clear();
-        store_small_calls("N");
-        CHECK(asked == 6);
-        CHECK(modes == custom);
+        around_emptying(3, 6, custom);
     }
 }
 
