@@ -912,8 +912,9 @@ run_result pgbench_rate(const options& o, const std::string& script) {
                       " -f '" + script + "' " + db.name + " 2>&1";
     const auto started = steady::now();
     const auto from = started + std::chrono::seconds(1);
-    const auto until = started + std::chrono::milliseconds(o.seconds * 1000 - 500);
-    cpu_window cpu(from, std::max(until, from + std::chrono::milliseconds(500)));
+    const auto until = std::max(started + std::chrono::milliseconds(o.seconds * 1000 - 500),
+                                from + std::chrono::milliseconds(500));
+    cpu_window cpu(from, until);
     FILE* p = ::popen(cmd.c_str(), "r");
     if (!p) die("popen pgbench");
     std::string out;
@@ -929,9 +930,7 @@ run_result pgbench_rate(const options& o, const std::string& script) {
     }
     run_result res;
     res.rate = tps;
-    const double window_s = std::chrono::duration<double>(
-                                std::max(until, from + std::chrono::milliseconds(500)) - from)
-                                .count();
+    const double window_s = std::chrono::duration<double>(until - from).count();
     res.cpu_us = tps > 0 ? cpu.busy_s() * 1e6 / (tps * window_s) : 0;
     return res;
 }

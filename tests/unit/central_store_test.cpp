@@ -223,8 +223,6 @@ TEST_CASE("packet lock buckets are fixed values below 1024 that every instance a
     CHECK(seen.size() > 900);  // spread over the buckets, not a few of them
 }
 
-// ---- what a row holds ------------------------------------------------------------------
-
 TEST_CASE("the plan memo keeps an answer for its age, then has none", "[unit]") {
     using namespace std::chrono_literals;
     const generic_plan_memo::clock::time_point t0{1000h};
@@ -240,6 +238,8 @@ TEST_CASE("the plan memo keeps an answer for its age, then has none", "[unit]") 
     never.put(true, t0);
     CHECK_FALSE(never.get(t0).has_value());
 }
+
+// ---- what a row holds ------------------------------------------------------------------
 
 TEST_CASE("a stored record keeps every field, its own time and the sending node", "[unit]") {
     central_db d;

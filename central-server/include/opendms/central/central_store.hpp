@@ -57,19 +57,19 @@
 // size: one BEGIN script (the plan settings and the timeouts, as SET LOCAL); one neighbour
 // query over unnest() of array parameters (pg_array.hpp), one index probe of cluster_data
 // per (duck_id, message_id) (a LATERAL subquery behind OFFSET 0, so the planner cannot
-// turn it into a scan of the table); one `INSERT ... SELECT FROM
-// unnest(...) ON CONFLICT (uuid) DO NOTHING RETURNING id, uuid` (a second one for copies of
-// a packet first seen in the same call; an index lookup per uuid that someone else stored);
-// the packet locks (one SELECT) and the neighbour query again for the originals; COMMIT. A
-// large call (over 64 records) runs with force_custom_plan: every execution is planned with
-// its actual arrays, so no generic plan made while the table was small is reused. A small
-// call (grouped single records) reuses the connection's generic plans once cluster_data's
-// statistics count 1000 rows or more (enable_seqscan off): planning the combined statement
-// anew cost several times its execution. Whether they do is asked before BEGIN, at most
-// once a minute per database (generic_plan_memo). See begin_pgsql(). MySQL and SQLite use multi-row
-// INSERTs (ON DUPLICATE KEY UPDATE uuid = uuid on MySQL) and `uuid IN (...)` lookups in
-// chunks of fixed sizes (64, 8, 1) so that each connection caches at most a few statement
-// texts.
+// turn it into a scan of the table); one `INSERT ... SELECT FROM unnest(...) ON CONFLICT
+// (uuid) DO NOTHING RETURNING id, uuid` (a second one for copies of a packet first seen in
+// the same call; an index lookup per uuid that someone else stored); the packet locks (one
+// SELECT) and the neighbour query again for the originals; COMMIT. A large call (over 64
+// records) runs with force_custom_plan: every execution is planned with its actual arrays,
+// so no generic plan made while the table was small is reused. A small call (grouped
+// single records) reuses the connection's generic plans once cluster_data's statistics
+// count 1000 rows or more (enable_seqscan off): planning the combined statement anew cost
+// several times its execution. Whether they do is asked before BEGIN, at most once a
+// minute per database (generic_plan_memo). See begin_pgsql(). MySQL and SQLite use
+// multi-row INSERTs (ON DUPLICATE KEY UPDATE uuid = uuid on MySQL) and `uuid IN (...)`
+// lookups in chunks of fixed sizes (64, 8, 1) so that each connection caches at most a few
+// statement texts.
 //
 // Deadlines: statement_timeout and lock_timeout bound each statement on PostgreSQL
 // (SET LOCAL) and MariaDB (max_statement_time; innodb_lock_wait_timeout and the GET_LOCK
