@@ -15,7 +15,8 @@
 // For `single` (and pgbench, and GET /healthz) it also reports the CPU time of the whole
 // machine per request in the measured window (/proc/stat: server, PostgreSQL and load
 // generator together, and anything else running): what a request costs, which a busy
-// machine's noise moves far less than the rates.
+// machine's noise moves far less than the rates. Before and after the runs it measures what
+// a round trip between two processes costs the machine (process_round_trip_us()).
 // Every measurement (baselines included) gets a fresh database: created, migrated with
 // `opendms-central migrate`, with --prefill ROWS (default 0) rows a day old COPied in and
 // ANALYZEd first (a central database in service rather than an empty one), checked (row
@@ -832,6 +833,43 @@ run_result batch_rate(const options& o, const batch_data& d, int pool) {
     return res;
 }
 
+// What a round trip between two processes costs this machine, in µs of wall time: one byte
+// each way over a Unix socket pair, to a forked child and back (the median of 5 samples of
+// 5000). Every HTTP request and every database round trip pays this at least once on each
+// side, so it says how dear the kernel's entries and context switches are here. It moves
+// from machine to machine far more than the CPU's speed does (a guest whose hypervisor
+// isolates page tables pays several times what a bare machine pays), and with it how much
+// pgbench, one round trip per transaction, pays against a server that groups requests.
+double process_round_trip_us() {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) die("socketpair");
+    const pid_t child = ::fork();
+    if (child < 0) die("fork");
+    if (child == 0) {
+        ::close(sv[0]);
+        char c = 0;
+        while (::read(sv[1], &c, 1) == 1 && ::write(sv[1], &c, 1) == 1) {
+        }
+        ::_exit(0);
+    }
+    ::close(sv[1]);
+    constexpr int per_sample = 5000;
+    std::vector<double> samples;
+    for (int k = 0; k < 5; ++k) {
+        const auto start = steady::now();
+        for (int i = 0; i < per_sample; ++i) {
+            char c = 'x';
+            if (::write(sv[0], &c, 1) != 1 || ::read(sv[0], &c, 1) != 1) die("round trip");
+        }
+        samples.push_back(std::chrono::duration<double, std::micro>(steady::now() - start).count() /
+                          per_sample);
+    }
+    ::close(sv[0]);
+    ::waitpid(child, nullptr, 0);
+    std::sort(samples.begin(), samples.end());
+    return samples[samples.size() / 2];
+}
+
 // The busy CPU time of the whole machine so far, every core, in seconds: /proc/stat's
 // first line, user, nice, system, irq and softirq (guest time is part of user time; steal,
 // time the hypervisor gave to other machines, is not ours).
@@ -1293,6 +1331,7 @@ void run_once(const options& o, const std::string& script, results& r) {
 int main(int argc, char** argv) {
     options o = parse(argc, argv);
     print_settings(o);
+    const double round_trip_before = process_round_trip_us();
     std::string script = write_pgbench_script(o);
     std::size_t pools = o.pool_sizes.size();
     results r;
@@ -1313,12 +1352,17 @@ int main(int argc, char** argv) {
         run_once(o, script, r);
     }
     ::unlink(script.c_str());
+    const double round_trip_after = process_round_trip_us();
 
     std::printf(
         "runs: %d; prefill: %ld rows; batch: %d records in batches of %d over %d connections "
         "(after %d warm-up batches); single: %d connections for %d s (after 1 s of warm-up)\n\n",
         o.repeat, o.prefill, o.records, o.batch_records, o.batch_connections, o.batch_connections,
         o.connections, o.seconds);
+    std::printf(
+        "machine: a round trip between two processes (Unix socket, 1 byte each way) costs "
+        "%.1f µs before the runs and %.1f µs after them\n\n",
+        round_trip_before, round_trip_after);
     if (o.batch || o.single) print_throughput(o, r);
     if (o.batch || o.single) print_grouping(o, r);
     if (o.single) print_cpu(o, r);
