@@ -149,8 +149,15 @@ TEST_CASE("GET /metrics on the field node shows what a hybrid run did", "[integr
     t::field_daemon daemon(env_file, dir.file("field.log"));
     daemon.start();
     daemon.wait_subscribed(1);
-    const unsigned short port =
-        port_in_log(daemon.log(), "serving Prometheus metrics on http://127\\.0\\.0\\.1:([0-9]+)/metrics");
+    // The metrics listener may log its port after the subscription (slow under TSan).
+    unsigned short port = 0;
+    t::wait_until(
+        [&] {
+            port = port_in_log(daemon.log(),
+                               "serving Prometheus metrics on http://127\\.0\\.0\\.1:([0-9]+)/metrics");
+            return port != 0;
+        },
+        10s);
     INFO(daemon.log());
     REQUIRE(port != 0);
 
