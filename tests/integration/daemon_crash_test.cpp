@@ -353,20 +353,23 @@ TEST_CASE("messages queued longer than the autosave interval survive kill -9 of 
     auto queued = t::make_gateway_messages(100, 33);
     node.publish(queued);
     // The shipped autosave_interval is 10 s: wait for the next snapshot, then kill. Mosquitto
-    // logs "Saving" before it writes mosquitto.db.new, then renames that over mosquitto.db:
-    // the snapshot is complete once mosquitto.db is a new file (another inode) and no .new
-    // is left. A kill between the log line and the rename would lose the queue (CI once did).
-    const std::string db = dir.file("broker") + "/data/mosquitto.db";
+    // logs "Saving" before it writes mosquitto.db.new, then renames that over mosquitto.db,
+    // so a snapshot that began after the publishes is complete once mosquitto.db is another
+    // file than when its line appeared, and no .new is left. A kill between the log line and
+    // the rename would lose the queue (CI once did).
     auto inode = [](const std::string& path) -> ino_t {
         struct stat st {};
         return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
     };
-    const ino_t before = inode(db);
-    std::size_t saves = t::count_occurrences(broker.log(), saving);
+    const std::string db = dir.file("broker") + "/data/mosquitto.db";
+    const std::size_t saves = t::count_occurrences(broker.log(), saving);
+    REQUIRE(t::wait_until([&] { return t::count_occurrences(broker.log(), saving) > saves; }, 30s,
+                          100ms));
+    const ino_t begun_over = inode(db);
     REQUIRE(t::wait_until(
         [&] {
-            return t::count_occurrences(broker.log(), saving) > saves && inode(db) != 0 &&
-                   inode(db) != before && inode(db + ".new") == 0;
+            const ino_t now = inode(db);
+            return now != 0 && now != begun_over && inode(db + ".new") == 0;
         },
         30s, 100ms));
     broker.kill_hard();
