@@ -30,12 +30,14 @@ if [[ -z ${OPENDMS_TEST_PG_HOST:-} ]]; then
 fi
 
 # Builds the unit and integration tests (and the daemons the latter start) into $1 with
-# the sanitizer $2. -O1 with line tables: what the sanitizers recommend, and about half
-# the build time of the default -O2 -g.
+# the sanitizer $2. The product code: -O1 with line tables, what the sanitizers recommend,
+# and about half the build time of the default -O2 -g. The tests' own code: -O0, a third
+# of the time of -O1 under the sanitizers (tests/CMakeLists.txt, OPENDMS_TEST_COMPILE_OPTIONS).
 build() {
     local dir=$1 sanitizer=$2
     cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g1" "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" \
+        -DOPENDMS_TEST_COMPILE_OPTIONS=-O0 \
         -DOPENDMS_SANITIZE="$sanitizer" -DOPENDMS_WERROR=ON >/dev/null || return 1
     cmake --build "$dir" -j "$jobs" --target opendms_unit_tests opendms_integration_tests
 }

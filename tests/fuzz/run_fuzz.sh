@@ -5,16 +5,16 @@
 # out-of-memory input; the input is kept in BUILD/fuzz-artifacts/<target>/ and listed
 # with the command that reproduces it.
 #
-#   tests/fuzz/run_fuzz.sh              build-fuzz, 60 s per target
+#   tests/fuzz/run_fuzz.sh              build-fuzz, 40 s per target
 #   FUZZ_SECONDS=600 tests/fuzz/run_fuzz.sh
 #
-# Environment: FUZZ_BUILD_DIR (default ./build-fuzz), FUZZ_SECONDS (default 60),
+# Environment: FUZZ_BUILD_DIR (default ./build-fuzz), FUZZ_SECONDS (default 40),
 # BUILD_JOBS (default: all cores). Needs clang, libclang-rt-14-dev and llvm
 # (llvm-symbolizer): deploy/install-deps.sh test.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
-seconds=${FUZZ_SECONDS:-60}
+seconds=${FUZZ_SECONDS:-40}
 jobs=${BUILD_JOBS:-$(nproc)}
 
 # -O1 with line tables: the usual level for fuzzing under ASan; full debug info would
