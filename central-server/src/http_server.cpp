@@ -48,6 +48,9 @@ constexpr std::size_t max_rejecting = 64;
 constexpr std::chrono::milliseconds max_linger{2000};
 constexpr std::chrono::milliseconds accept_retry_delay{100};
 constexpr std::chrono::milliseconds drain_poll{20};
+// How often a request deadline that has fired cancels the read again until it has ended
+// (session::on_deadline).
+constexpr std::chrono::milliseconds deadline_recancel{10};
 
 class session_base {
 public:
@@ -270,9 +273,10 @@ private:
                                 beast::bind_front_handler(&session::on_header, self()));
     }
 
-    void arm_deadline() {
-        const std::uint64_t seq = ++request_seq_;
-        deadline_.expires_after(limits().request_timeout);
+    void arm_deadline() { wait_deadline(++request_seq_, limits().request_timeout); }
+
+    void wait_deadline(std::uint64_t seq, std::chrono::milliseconds after) {
+        deadline_.expires_after(after);
         deadline_.async_wait([weak = this->weak_from_this(), seq](error_code ec) {
             if (ec) return;
             if (auto s = weak.lock()) s->on_deadline(seq);
@@ -283,6 +287,12 @@ private:
         if (seq != request_seq_ || phase_ != phase::reading) return;
         timed_out_ = true;
         lowest().cancel();
+        // Beast's read is a loop of reads. A cancel that lands between two of them (one
+        // done, its handler queued, the next not started) finds nothing to cancel, and the
+        // next read waits for the client again: a client that keeps sending would never
+        // be cut off. So the cancel repeats until the read has ended (on_read_error and
+        // dispatch() cancel this timer).
+        wait_deadline(seq, deadline_recancel);
     }
 
     void remember_head() {
