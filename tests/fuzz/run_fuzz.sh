@@ -28,6 +28,27 @@ cmake -S "$root" -B "$build" -G Ninja \
     -DOPENDMS_FUZZ=ON -DOPENDMS_FUZZ_SECONDS="$seconds" >/dev/null
 cmake --build "$build" -j "$jobs" --target opendms_fuzz_targets
 
+# tests/fuzz/CMakeLists.txt compiles the network front ends without instrumentation,
+# because no target links them: this keeps that true (no function they define is in a
+# target).
+plain=$(find "$build" -name 'http_server.cpp.o' -o -name 'https_client.cpp.o' \
+             -o -name 'field_metrics.cpp.o' | grep -v '/tests/')
+if (($(wc -w <<<"$plain") != 3)); then
+    echo "run_fuzz: expected the 3 plain objects of tests/fuzz/CMakeLists.txt, found: $plain" >&2
+    exit 1
+fi
+plain_symbols=$(for o in $plain; do nm --defined-only "$o" | awk '$2 == "T" {print $3}'; done | sort -u)
+for target in "$build"/tests/fuzz/fuzz_*; do
+    [[ -f $target && -x $target ]] || continue
+    linked=$(comm -12 <(echo "$plain_symbols") \
+                      <(nm --defined-only "$target" | awk '{print $3}' | sort -u) | head -3)
+    if [[ -n $linked ]]; then
+        echo "run_fuzz: $target links code compiled without instrumentation (tests/fuzz/" \
+             "CMakeLists.txt: take its file off the plain list):" $linked >&2
+        exit 1
+    fi
+done
+
 export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:suppressions=$root/tests/sanitizers/ubsan.supp}
 stamp=$(mktemp /tmp/opendms-fuzz-stamp.XXXXXX)
